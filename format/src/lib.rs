@@ -1,0 +1,32 @@
+//! bb-format: Box Backup 0.13's data formats, pure bytes in and bytes out.
+//!
+//! Owns the keys file and the ciphers, filenames, attributes and the attribute
+//! hash, the encoded file (header, chunks, block index, both orders), block sizing,
+//! the rolling checksum, the diff and the server-side transforms (combine, reverse
+//! diff, combining patches), directory objects, the store info file and the
+//! refcount database, as `../shared/spec/formats.md` and `store.md` §4–5 describe
+//! them (section numbers in the module docs refer to those files).
+//!
+//! Must not know: files, sockets, the RaidFile layout, or the protocol. Callers
+//! pass bytes (or a `Read`) and keys in; nothing here is global, so one process
+//! can hold two stores and two key sets. Every decoder treats its input as
+//! hostile: malformed bytes give an [`Error`], never a panic, and lengths read
+//! from the input are checked against the bytes present before allocating.
+
+pub mod bytes;
+pub mod blocksize;
+pub mod checksum;
+pub mod crypto;
+pub mod error;
+pub mod filename;
+pub mod index;
+pub mod keys;
+pub mod layout;
+pub mod recipe;
+
+pub use error::{Error, Result};
+pub use filename::EncodedName;
+pub use keys::Keys;
+
+/// Microseconds since the Unix epoch, as Box Backup stores every time.
+pub type BoxTime = i64;
