@@ -47,13 +47,21 @@ impl RunLayout {
 
     /// Clear size of block `i` of the run.
     pub fn block_len(&self, i: u64) -> u64 {
-        if i + 1 == self.count { self.last } else { self.size }
+        if i + 1 == self.count {
+            self.last
+        } else {
+            self.size
+        }
     }
 
     /// The largest clear block this run produces, as the header hint counts it:
     /// the nominal block size even when the run has one shorter block.
     pub fn hint_size(&self) -> u64 {
-        if self.count == 0 { 0 } else { self.size.max(self.last) }
+        if self.count == 0 {
+            0
+        } else {
+            self.size.max(self.last)
+        }
     }
 }
 

@@ -30,7 +30,10 @@ fn unpad(buf: &mut Vec<u8>, block: usize, what: &'static str) -> Result<()> {
         what,
         detail: "empty ciphertext",
     })? as usize;
-    if n == 0 || n > block || n > buf.len() || !buf[buf.len() - n..].iter().all(|&b| b as usize == n)
+    if n == 0
+        || n > block
+        || n > buf.len()
+        || !buf[buf.len() - n..].iter().all(|&b| b as usize == n)
     {
         return Err(Error::Decrypt {
             what,
@@ -231,6 +234,9 @@ mod tests {
 
     #[test]
     fn md5_known() {
-        assert_eq!(hex(&md5(b"hello world\n")), "6f5902ac237024bdd0c176cb93063dc4");
+        assert_eq!(
+            hex(&md5(b"hello world\n")),
+            "6f5902ac237024bdd0c176cb93063dc4"
+        );
     }
 }

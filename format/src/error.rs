@@ -28,7 +28,10 @@ pub enum Error {
     /// Ciphertext did not decrypt to a well-formed plaintext (bad length or padding),
     /// which usually means the wrong keys file.
     #[error("{what}: decryption failed: {detail}")]
-    Decrypt { what: &'static str, detail: &'static str },
+    Decrypt {
+        what: &'static str,
+        detail: &'static str,
+    },
 
     /// A decoded block's size or MD5 did not match its block index entry.
     #[error("block {block}: {detail}")]

@@ -66,10 +66,16 @@ impl EncodedName {
         let encoding = (header & 3) as u8;
         let total = (header >> 2) as usize;
         if encoding != ENCODING_CLEAR && encoding != ENCODING_BLOWFISH {
-            return Err(Error::corrupt("filename", format!("unknown encoding {encoding}")));
+            return Err(Error::corrupt(
+                "filename",
+                format!("unknown encoding {encoding}"),
+            ));
         }
         if total < 2 {
-            return Err(Error::corrupt("filename", format!("length field {total} < 2")));
+            return Err(Error::corrupt(
+                "filename",
+                format!("length field {total} < 2"),
+            ));
         }
         r.take(total - 2)?;
         Ok((EncodedName(buf[..total].to_vec()), total))
@@ -79,7 +85,10 @@ impl EncodedName {
     pub fn from_bytes(bytes: &[u8]) -> Result<EncodedName> {
         let (name, used) = EncodedName::parse(bytes)?;
         if used != bytes.len() {
-            return Err(Error::corrupt("filename", "length field disagrees with byte count"));
+            return Err(Error::corrupt(
+                "filename",
+                "length field disagrees with byte count",
+            ));
         }
         Ok(name)
     }
@@ -99,7 +108,12 @@ impl EncodedName {
         let body = &self.0[2..];
         match self.encoding() {
             ENCODING_CLEAR => Ok(body.to_vec()),
-            _ => crypto::blowfish_decrypt(keys.filename_cipher(), &keys.filename_iv(), body, "filename"),
+            _ => crypto::blowfish_decrypt(
+                keys.filename_cipher(),
+                &keys.filename_iv(),
+                body,
+                "filename",
+            ),
         }
     }
 }

@@ -123,14 +123,17 @@ impl BlockIndex {
                 return Err(Error::BadMagic {
                     what: "block index",
                     found,
-                })
+                });
             }
         };
         let other = r.i64_be()?;
         let iv_base = r.u64_be()?;
         let count = r.i64_be()?;
         if count < 0 {
-            return Err(Error::corrupt("block index", format!("negative block count {count}")));
+            return Err(Error::corrupt(
+                "block index",
+                format!("negative block count {count}"),
+            ));
         }
         Ok((legacy, other, iv_base, count))
     }
@@ -145,8 +148,9 @@ impl BlockIndex {
             return Err(Error::Truncated {
                 what: "block index",
                 offset: INDEX_HEADER_LEN,
-                need: (count as u64).saturating_mul(INDEX_ENTRY_LEN as u64).min(usize::MAX as u64)
-                    as usize,
+                need: (count as u64)
+                    .saturating_mul(INDEX_ENTRY_LEN as u64)
+                    .min(usize::MAX as u64) as usize,
                 have: buf.len() - INDEX_HEADER_LEN,
             });
         }
@@ -212,9 +216,10 @@ impl BlockIndex {
     /// Decrypts entry `position` with the big-endian IV (the only order of v1
     /// indexes). For legacy v0 indexes see [`BlockIndex::decrypt_entry_legacy`].
     pub fn decrypt_entry(&self, keys: &Keys, position: usize) -> Result<BlockClear> {
-        let e = self.entries.get(position).ok_or_else(|| {
-            Error::corrupt("block index", format!("no entry {position}"))
-        })?;
+        let e = self
+            .entries
+            .get(position)
+            .ok_or_else(|| Error::corrupt("block index", format!("no entry {position}")))?;
         let iv = entry_iv(self.iv_base, position as u64);
         Ok(BlockClear::from_bytes(&crypto::blowfish_decrypt_24(
             keys.block_index_cipher(),
@@ -227,9 +232,10 @@ impl BlockIndex {
     /// (little-endian) IV; a v0 reader tries this when the big-endian result does
     /// not match the decoded chunk.
     pub fn decrypt_entry_legacy(&self, keys: &Keys, position: usize) -> Result<BlockClear> {
-        let e = self.entries.get(position).ok_or_else(|| {
-            Error::corrupt("block index", format!("no entry {position}"))
-        })?;
+        let e = self
+            .entries
+            .get(position)
+            .ok_or_else(|| Error::corrupt("block index", format!("no entry {position}")))?;
         let mut iv = entry_iv(self.iv_base, position as u64);
         iv.reverse();
         Ok(BlockClear::from_bytes(&crypto::blowfish_decrypt_24(
@@ -241,7 +247,9 @@ impl BlockIndex {
 
     /// Decrypts every entry.
     pub fn decrypt_all(&self, keys: &Keys) -> Result<Vec<BlockClear>> {
-        (0..self.entries.len()).map(|i| self.decrypt_entry(keys, i)).collect()
+        (0..self.entries.len())
+            .map(|i| self.decrypt_entry(keys, i))
+            .collect()
     }
 }
 
@@ -292,7 +300,10 @@ mod tests {
         b.extend_from_slice(&0i64.to_be_bytes());
         b.extend_from_slice(&0u64.to_be_bytes());
         b.extend_from_slice(&i64::MAX.to_be_bytes());
-        assert!(matches!(BlockIndex::parse(&b), Err(Error::Truncated { .. })));
+        assert!(matches!(
+            BlockIndex::parse(&b),
+            Err(Error::Truncated { .. })
+        ));
         b[20..28].copy_from_slice(&(-1i64).to_be_bytes());
         assert!(BlockIndex::parse(&b).is_err());
     }

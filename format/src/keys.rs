@@ -102,7 +102,10 @@ mod tests {
     #[test]
     fn test_vector_split() {
         let k = Keys::test_vector();
-        assert_eq!(k.filename_iv(), [0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x3d, 0x3e, 0x3f]);
+        assert_eq!(
+            k.filename_iv(),
+            [0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x3d, 0x3e, 0x3f]
+        );
         assert_eq!(&k.attribute_hash_secret()[..4], &[0, 1, 2, 3]);
         assert_eq!(format!("{k:?}"), "Keys { .. }");
     }

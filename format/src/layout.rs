@@ -48,7 +48,7 @@ impl FileHeader {
                 return Err(Error::BadMagic {
                     what: "encoded file",
                     found,
-                })
+                });
             }
         };
         let h = FileHeader {
@@ -60,7 +60,10 @@ impl FileHeader {
             options: r.i32_be()?,
         };
         if h.num_blocks < 0 {
-            return Err(Error::corrupt("file header", format!("negative block count {}", h.num_blocks)));
+            return Err(Error::corrupt(
+                "file header",
+                format!("negative block count {}", h.num_blocks),
+            ));
         }
         Ok(h)
     }
@@ -133,7 +136,10 @@ impl<'a> FileLayout<'a> {
             .and_then(|x| x.checked_add(INDEX_HEADER_LEN as u64))
             .filter(|&x| x <= file.len() as u64)
             .ok_or_else(|| {
-                Error::corrupt("encoded file", format!("{n} blocks cannot fit in {} bytes", file.len()))
+                Error::corrupt(
+                    "encoded file",
+                    format!("{n} blocks cannot fit in {} bytes", file.len()),
+                )
             })? as usize;
         let index_start = file.len() - index_len;
         if index_start < data_start {
@@ -144,19 +150,28 @@ impl<'a> FileLayout<'a> {
         }
         let index = BlockIndex::parse(&file[index_start..])?;
         if index.legacy_v0 != header.legacy_v0 {
-            return Err(Error::corrupt("encoded file", "header and index versions differ"));
+            return Err(Error::corrupt(
+                "encoded file",
+                "header and index versions differ",
+            ));
         }
         if index.entries.len() as u64 != n {
-            return Err(Error::corrupt("encoded file", "header and index block counts differ"));
+            return Err(Error::corrupt(
+                "encoded file",
+                "header and index block counts differ",
+            ));
         }
         let mut chunks = Vec::with_capacity(index.entries.len());
         let mut pos = data_start as u64;
         for e in &index.entries {
             match e.stored_len() {
                 Some(len) => {
-                    let end = pos.checked_add(len).filter(|&end| end <= index_start as u64).ok_or_else(|| {
-                        Error::corrupt("encoded file", "chunk sizes overrun the block index")
-                    })?;
+                    let end = pos
+                        .checked_add(len)
+                        .filter(|&end| end <= index_start as u64)
+                        .ok_or_else(|| {
+                            Error::corrupt("encoded file", "chunk sizes overrun the block index")
+                        })?;
                     chunks.push(Some(pos as usize..end as usize));
                     pos = end;
                 }
@@ -166,7 +181,10 @@ impl<'a> FileLayout<'a> {
         if pos != index_start as u64 {
             return Err(Error::corrupt(
                 "encoded file",
-                format!("{} bytes between the last chunk and the index", index_start as u64 - pos),
+                format!(
+                    "{} bytes between the last chunk and the index",
+                    index_start as u64 - pos
+                ),
             ));
         }
         if (index.other_file_id != 0) != index.has_references() {
@@ -238,7 +256,10 @@ mod tests {
 
     fn unhex(s: &str) -> Vec<u8> {
         let s: String = s.split_whitespace().collect();
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     /// The real `hello.txt` object of formats.md §8.

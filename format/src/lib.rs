@@ -13,8 +13,8 @@
 //! hostile: malformed bytes give an [`Error`], never a panic, and lengths read
 //! from the input are checked against the bytes present before allocating.
 
-pub mod bytes;
 pub mod blocksize;
+pub mod bytes;
 pub mod checksum;
 pub mod crypto;
 pub mod error;

@@ -39,6 +39,8 @@ impl Recipe {
 
     /// True if the recipe reuses any old block.
     pub fn has_references(&self) -> bool {
-        self.instructions.iter().any(|i| matches!(i, Instruction::Old { .. }))
+        self.instructions
+            .iter()
+            .any(|i| matches!(i, Instruction::Old { .. }))
     }
 }
