@@ -13,16 +13,21 @@
 //! hostile: malformed bytes give an [`Error`], never a panic, and lengths read
 //! from the input are checked against the bytes present before allocating.
 
+pub mod archive;
+pub mod attributes;
 pub mod blocksize;
 pub mod bytes;
 pub mod checksum;
 pub mod crypto;
+pub mod directory;
 pub mod error;
 pub mod filename;
 pub mod index;
 pub mod keys;
 pub mod layout;
 pub mod recipe;
+pub mod refcount;
+pub mod storeinfo;
 
 pub use error::{Error, Result};
 pub use filename::EncodedName;
