@@ -16,7 +16,10 @@
 pub mod bytes;
 pub mod blocksize;
 pub mod checksum;
+pub mod chunk;
 pub mod crypto;
+pub mod decode;
+pub mod encode;
 pub mod error;
 pub mod filename;
 pub mod index;
