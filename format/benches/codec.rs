@@ -1,8 +1,15 @@
+//! Codec throughput, one core: chunk encoding at zlib levels 1..6 on text,
+//! whole-file encode and decode of text and random data, and the primitives
+//! that bound them. `cargo bench -p bb-format --bench codec`.
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
-use bb_format::Keys;
 use bb_format::chunk::ChunkCodec;
+use bb_format::decode::decode_file;
+use bb_format::encode::{FileMeta, encode_file};
+use bb_format::recipe::Recipe;
+use bb_format::{EncodedName, Keys};
 
 fn splitmix(seed: u64, n: usize) -> Vec<u8> {
     let mut x = seed;
@@ -52,16 +59,16 @@ fn word_text(size: usize, seed: u64) -> Vec<u8> {
 fn primitives(c: &mut Criterion) {
     let keys = Keys::test_vector();
     let data = splitmix(1, 4096);
-    let mut g = c.benchmark_group("primitives");
+    let mut g = c.benchmark_group("primitives_4KiB");
     g.throughput(Throughput::Bytes(4096));
     g.bench_function("md5", |b| {
         b.iter(|| bb_format::crypto::md5(black_box(&data)))
     });
-    g.bench_function("weak", |b| {
+    g.bench_function("weak_checksum", |b| {
         b.iter(|| bb_format::checksum::weak_checksum(black_box(&data)))
     });
     let mut out = Vec::with_capacity(8192);
-    g.bench_function("aes_enc", |b| {
+    g.bench_function("aes_cbc_encrypt", |b| {
         b.iter(|| {
             out.clear();
             bb_format::crypto::aes_encrypt_into(
@@ -72,14 +79,28 @@ fn primitives(c: &mut Criterion) {
             )
         })
     });
+    let mut ct = Vec::new();
+    bb_format::crypto::aes_encrypt_into(keys.file_data_cipher(), &[0; 16], &data, &mut ct);
+    g.bench_function("aes_cbc_decrypt", |b| {
+        b.iter(|| {
+            bb_format::crypto::aes_decrypt_into(
+                keys.file_data_cipher(),
+                &[0; 16],
+                black_box(&ct),
+                &mut out,
+                "b",
+            )
+            .unwrap()
+        })
+    });
     g.finish();
 }
 
-fn chunks(c: &mut Criterion) {
+/// zlib levels 1..6 on 4 KiB blocks of text: speed from criterion, ratio printed.
+fn level_sweep(c: &mut Criterion) {
     let keys = Keys::test_vector();
     let text = word_text(16 << 20, 42);
-    let random = splitmix(3, 16 << 20);
-    let mut g = c.benchmark_group("chunk_encode");
+    let mut g = c.benchmark_group("level_sweep_text_4KiB_blocks");
     g.sample_size(10);
     g.throughput(Throughput::Bytes(text.len() as u64));
     for level in 1..=6 {
@@ -92,10 +113,10 @@ fn chunks(c: &mut Criterion) {
             total += out.len();
         }
         eprintln!(
-            "level {level}: text 4 KiB blocks -> {:.3} of clear size",
+            "level {level}: chunks are {:.4} of the clear size",
             total as f64 / text.len() as f64
         );
-        g.bench_function(format!("text_level{level}"), |bch| {
+        g.bench_function(format!("level{level}"), |bch| {
             bch.iter(|| {
                 for b in text.chunks(4096) {
                     out.clear();
@@ -104,18 +125,43 @@ fn chunks(c: &mut Criterion) {
             })
         });
     }
-    let mut codec = ChunkCodec::new();
-    let mut out = Vec::with_capacity(8192);
-    g.bench_function("random", |bch| {
-        bch.iter(|| {
-            for b in random.chunks(4096) {
-                out.clear();
-                codec.encode(&keys, b, &mut out);
-            }
-        })
-    });
     g.finish();
 }
 
-criterion_group!(benches, primitives, chunks);
+fn files(c: &mut Criterion) {
+    let keys = Keys::test_vector();
+    let meta = FileMeta {
+        container_id: 2,
+        mtime: 0,
+        name: EncodedName::encrypt(&keys, b"bench").unwrap(),
+        attributes: vec![0; 49],
+        symlink: false,
+    };
+    for mib in [16usize, 64] {
+        let inputs = [
+            ("text", word_text(mib << 20, 42)),
+            ("random", splitmix(3, mib << 20)),
+        ];
+        let mut g = c.benchmark_group(format!("file_{mib}MiB"));
+        g.sample_size(10);
+        g.throughput(Throughput::Bytes((mib << 20) as u64));
+        for (what, data) in &inputs {
+            let recipe = Recipe::whole(data.len() as u64);
+            let encoded = encode_file(&keys, &meta, &recipe, data).unwrap();
+            eprintln!(
+                "{what} {mib} MiB: encoded is {:.4} of the clear size",
+                encoded.len() as f64 / data.len() as f64
+            );
+            g.bench_function(format!("encode_{what}"), |b| {
+                b.iter(|| encode_file(&keys, &meta, &recipe, black_box(data)).unwrap())
+            });
+            g.bench_function(format!("decode_{what}"), |b| {
+                b.iter(|| decode_file(&keys, black_box(&encoded)).unwrap())
+            });
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, primitives, level_sweep, files);
 criterion_main!(benches);

@@ -28,6 +28,8 @@
 
 use libdeflater::{CompressionLvl, Compressor, DecompressionError, Decompressor};
 
+pub mod lanes;
+
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::index::BlockClear;
@@ -68,6 +70,14 @@ pub fn max_clear_for_hint(hint: i32) -> usize {
     limit.clamp(0, MAX_CLEAR_BLOCK as i64) as usize
 }
 
+/// What encoding one block produced: the facts its index entry records, and
+/// the length of its chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncodedChunk {
+    pub clear: BlockClear,
+    pub len: usize,
+}
+
 /// Reusable state for encoding and decoding chunks: the zlib compressor and
 /// decompressor (libdeflate allocates sizable tables for each) and scratch
 /// buffers. One per thread; not shared.
@@ -75,7 +85,7 @@ pub struct ChunkCodec {
     compressor: Compressor,
     decompressor: Decompressor,
     level: i32,
-    /// Compressed (encode) or decrypted (decode) bytes of the current block.
+    /// Decrypted bytes of the block being decoded.
     scratch: Vec<u8>,
     /// `BITS_TABLE[c]` = c * log2(c), for the entropy estimate.
     bits_table: Box<[f32]>,
@@ -158,40 +168,81 @@ impl ChunkCodec {
         iv: &[u8; 16],
         out: &mut Vec<u8>,
     ) -> BlockClear {
-        let info = BlockClear::of(clear);
-        let compressed = self.compress(clear);
-        let header = (ENCODING_AES << 1) | u8::from(compressed);
-        out.reserve(1 + 16 + clear.len() + 16);
-        out.push(header);
-        out.extend_from_slice(iv);
-        let body = if compressed { &self.scratch[..] } else { clear };
-        crypto::aes_encrypt_into(keys.file_data_cipher(), iv, body, out);
+        let info = BlockClear {
+            size: clear.len() as u32,
+            weak: lanes::weak_checksum(clear),
+            md5: crypto::md5(clear),
+        };
+        let chain = self.place(clear, iv, out);
+        lanes::cbc_encrypt_chains(keys.file_data_cipher(), out, &[chain]);
         info
     }
 
-    /// Compresses `clear` into `scratch` if that shortens the chunk by at least
-    /// one AES block; returns whether it did.
-    fn compress(&mut self, clear: &[u8]) -> bool {
+    /// Encodes several blocks, each with its own random IV, appending their
+    /// chunks to `out` back to back in order. Same output as calling
+    /// [`ChunkCodec::encode`] on each, but MD5 and encryption run on up to
+    /// [`lanes::LANES`] blocks side by side, which is several times faster on
+    /// one core.
+    pub fn encode_many(
+        &mut self,
+        keys: &Keys,
+        blocks: &[&[u8]],
+        out: &mut Vec<u8>,
+    ) -> Vec<EncodedChunk> {
+        let mut md5s = vec![[0u8; 16]; blocks.len()];
+        lanes::md5_many(blocks, &mut md5s);
+        let mut chains = Vec::with_capacity(blocks.len());
+        let mut result = Vec::with_capacity(blocks.len());
+        for (block, md5) in blocks.iter().zip(md5s) {
+            let mut iv = [0u8; 16];
+            crypto::random_bytes(&mut iv);
+            let start = out.len();
+            chains.push(self.place(block, &iv, out));
+            result.push(EncodedChunk {
+                clear: BlockClear {
+                    size: block.len() as u32,
+                    weak: lanes::weak_checksum(block),
+                    md5,
+                },
+                len: out.len() - start,
+            });
+        }
+        lanes::cbc_encrypt_chains(keys.file_data_cipher(), out, &chains);
+        result
+    }
+
+    /// Appends a chunk's header byte, `iv` and clear body (compressed if that
+    /// pays, PKCS#7-padded) to `out`, ready to be encrypted in place.
+    fn place(&mut self, clear: &[u8], iv: &[u8; 16], out: &mut Vec<u8>) -> lanes::Chain {
+        let header_at = out.len();
+        out.push(ENCODING_AES << 1);
+        out.extend_from_slice(iv);
+        let body = out.len();
         // PKCS#7 always pads to the next whole block, so the ciphertext of n
-        // bytes is (n / 16 + 1) * 16 long: only output under (len / 16) * 16
-        // bytes saves anything. libdeflate gives up once the output would not
+        // bytes is (n / 16 + 1) * 16 long: only zlib output under (len / 16) * 16
+        // bytes saves anything. libdeflate gives up once its output would not
         // fit, so the limit also cuts the work on data that does not shrink.
         let limit = clear.len() / 16 * 16;
-        if limit < 16 || (clear.len() >= SAMPLE_MIN && self.looks_incompressible(clear)) {
-            return false;
-        }
-        if self.scratch.len() < limit {
-            self.scratch.resize(limit, 0);
-        }
-        match self
-            .compressor
-            .zlib_compress(clear, &mut self.scratch[..limit - 1])
-        {
-            Ok(n) => {
-                self.scratch.truncate(n);
-                true
+        let mut compressed = false;
+        if limit >= 16 && !(clear.len() >= SAMPLE_MIN && self.looks_incompressible(clear)) {
+            out.resize(body + limit - 1, 0);
+            match self.compressor.zlib_compress(clear, &mut out[body..]) {
+                Ok(n) => {
+                    out.truncate(body + n);
+                    compressed = true;
+                }
+                Err(_) => out.truncate(body),
             }
-            Err(_) => false,
+        }
+        if !compressed {
+            out.extend_from_slice(clear);
+        }
+        out[header_at] |= u8::from(compressed) * CHUNK_COMPRESSED;
+        let pad = 16 - (out.len() - body) % 16;
+        out.resize(out.len() + pad, pad as u8);
+        lanes::Chain {
+            start: body,
+            len: out.len() - body,
         }
     }
 
@@ -362,6 +413,28 @@ pub fn check_block(clear: &[u8], expect: &BlockClear, block: u64) -> Result<()> 
         });
     }
     Ok(())
+}
+
+/// Checks decoded blocks against their index entries, like [`check_block`] on
+/// each (`clear[i]` is block `first_block + i`), but hashing up to
+/// [`lanes::LANES`] equal-sized blocks at a time. The error names the first
+/// block that fails.
+pub fn check_blocks(clear: &[&[u8]], expect: &[BlockClear], first_block: u64) -> Result<()> {
+    debug_assert_eq!(clear.len(), expect.len());
+    for (i, (c, e)) in clear.iter().zip(expect).enumerate() {
+        if c.len() != e.size as usize {
+            return check_block(c, e, first_block + i as u64);
+        }
+    }
+    let mut md5s = vec![[0u8; 16]; clear.len()];
+    lanes::md5_many(clear, &mut md5s);
+    match md5s.iter().zip(expect).position(|(m, e)| *m != e.md5) {
+        None => Ok(()),
+        Some(i) => Err(Error::BlockCheck {
+            block: first_block + i as u64,
+            detail: "MD5 of the decoded block differs from the index".to_string(),
+        }),
+    }
 }
 
 /// One-shot [`ChunkCodec::encode`] with a fresh codec (convenient, but a loop
@@ -605,6 +678,48 @@ mod tests {
         assert_eq!(max_clear_for_hint(i32::MAX), MAX_CLEAR_BLOCK);
         assert_eq!(max_clear_for_hint(-1000), 0);
         assert!(max_chunk_len(MAX_CLEAR_BLOCK) > 1 + 16 + MAX_CLEAR_BLOCK + 16 + 200);
+    }
+
+    #[test]
+    fn encode_many_matches_one_by_one() {
+        let k = Keys::test_vector();
+        let mut c = ChunkCodec::new();
+        let t = text(40_000);
+        let r = splitmix(9, 40_000);
+        let mut blocks: Vec<&[u8]> = t.chunks(4096).collect();
+        blocks.extend(r.chunks(4096));
+        blocks.push(&[]);
+        blocks.push(b"short");
+        let mut out = Vec::new();
+        let done = c.encode_many(&k, &blocks, &mut out);
+        let mut pos = 0;
+        let mut clears = Vec::new();
+        let mut expects = Vec::new();
+        for (b, e) in blocks.iter().zip(&done) {
+            assert_eq!(e.clear, BlockClear::of(b));
+            let chunk = &out[pos..pos + e.len];
+            pos += e.len;
+            let mut one = Vec::new();
+            c.encode(&k, b, &mut one);
+            assert_eq!((chunk[0], chunk.len()), (one[0], one.len()));
+            let mut back = Vec::new();
+            c.decode(&k, chunk, &e.clear, 0, &mut back).unwrap();
+            assert_eq!(back, *b);
+            clears.push(*b);
+            expects.push(e.clear);
+        }
+        assert_eq!(pos, out.len());
+        check_blocks(&clears, &expects, 10).unwrap();
+        expects[12].md5[3] ^= 1;
+        assert!(matches!(
+            check_blocks(&clears, &expects, 10),
+            Err(Error::BlockCheck { block: 22, .. })
+        ));
+        expects[3].size += 1;
+        assert!(matches!(
+            check_blocks(&clears, &expects, 10),
+            Err(Error::BlockCheck { block: 13, .. })
+        ));
     }
 
     proptest! {

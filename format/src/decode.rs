@@ -18,10 +18,11 @@
 use std::borrow::Borrow;
 use std::io::{self, Read};
 
-use crate::chunk::{ChunkCodec, check_block, max_chunk_len, max_clear_for_hint};
+use crate::chunk::lanes::LANES;
+use crate::chunk::{ChunkCodec, check_block, check_blocks, max_chunk_len, max_clear_for_hint};
 use crate::error::{Error, Result};
 use crate::filename::EncodedName;
-use crate::index::{BlockIndex, INDEX_ENTRY_LEN, INDEX_HEADER_LEN, IndexEntry};
+use crate::index::{BlockClear, BlockIndex, INDEX_ENTRY_LEN, INDEX_HEADER_LEN, IndexEntry};
 use crate::keys::Keys;
 use crate::layout::{FILE_HEADER_LEN, FileHeader, FileLayout, Order, detect_order, to_file_order};
 
@@ -54,9 +55,12 @@ fn incomplete(other_file_id: i64) -> Error {
 }
 
 /// Decodes block `i` (its chunk is `chunk`) and appends its clear bytes to
-/// `out`, checking them against entry `i` of `index`. `max_clear` is the bound
-/// the header hint sets.
-fn decode_block(
+/// `out`. `max_clear` is the bound the header hint sets. Returns the index
+/// entry the block must still be checked against (size and MD5; see
+/// [`verify`], which hashes several blocks at once), or `None` when it has been
+/// checked already: a legacy v0 entry can only be decrypted correctly once the
+/// block is known, so it is checked here, trying both IV orders (§2.3).
+fn decode_deferred(
     keys: &Keys,
     codec: &mut ChunkCodec,
     index: &BlockIndex,
@@ -64,8 +68,9 @@ fn decode_block(
     chunk: &[u8],
     max_clear: usize,
     out: &mut Vec<u8>,
-) -> Result<()> {
+) -> Result<Option<BlockClear>> {
     let expect = index.decrypt_entry(keys, i)?;
+    let start = out.len();
     if !index.legacy_v0 {
         if expect.size as usize > max_clear {
             return Err(Error::BlockCheck {
@@ -76,17 +81,51 @@ fn decode_block(
                 ),
             });
         }
-        return codec.decode(keys, chunk, &expect, i as u64, out);
+        // Bounded by the entry's size: a stream inflating to more stops there.
+        codec.decode_unchecked(keys, chunk, expect.size as usize, i as u64, out)?;
+        return Ok(Some(expect));
     }
-    // A v0 entry may have been encrypted with the IV bytes in either order, and
-    // only the decoded block tells which (§2.3).
-    let start = out.len();
     codec.decode_unchecked(keys, chunk, max_clear, i as u64, out)?;
     if check_block(&out[start..], &expect, i as u64).is_ok() {
-        return Ok(());
+        return Ok(None);
     }
     let reversed = index.decrypt_entry_legacy(keys, i)?;
-    check_block(&out[start..], &reversed, i as u64).inspect_err(|_| out.truncate(start))
+    check_block(&out[start..], &reversed, i as u64)?;
+    Ok(None)
+}
+
+/// Checks the blocks decoded by [`decode_deferred`] into `clear`: block
+/// `first + k` ends at `ends[k]` and must match `expects[k]` (legacy blocks,
+/// already checked, have `None`).
+fn verify(
+    clear: &[u8],
+    ends: &[usize],
+    expects: &[Option<BlockClear>],
+    first: usize,
+) -> Result<()> {
+    let mut blocks = Vec::with_capacity(ends.len());
+    let mut wanted = Vec::with_capacity(ends.len());
+    let mut start = 0;
+    for (&end, e) in ends.iter().zip(expects) {
+        if let Some(e) = e {
+            blocks.push(&clear[start..end]);
+            wanted.push(*e);
+        }
+        start = end;
+    }
+    if wanted.len() == ends.len() {
+        return check_blocks(&blocks, &wanted, first as u64);
+    }
+    // A file is legacy or not, so batches are never mixed; keep the block
+    // numbers right anyway.
+    let mut start = 0;
+    for (j, (&end, e)) in ends.iter().zip(expects).enumerate() {
+        if let Some(e) = e {
+            check_block(&clear[start..end], e, (first + j) as u64)?;
+        }
+        start = end;
+    }
+    Ok(())
 }
 
 /// Decodes a complete encoded file in file or stream order.
@@ -109,19 +148,32 @@ pub fn decode_file(keys: &Keys, encoded: &[u8]) -> Result<DecodedFile> {
     // so a hostile index cannot reserve more than its chunks deliver.
     let mut content =
         Vec::with_capacity((layout.index_start - layout.data_start).saturating_mul(4));
-    for i in 0..layout.index.entries.len() {
-        let chunk = layout
-            .chunk(i)
-            .ok_or_else(|| incomplete(layout.index.other_file_id))?;
-        decode_block(
-            keys,
-            &mut codec,
-            &layout.index,
-            i,
-            chunk,
-            max_clear,
-            &mut content,
-        )?;
+    let n = layout.index.entries.len();
+    let mut ends = Vec::with_capacity(LANES);
+    let mut expects = Vec::with_capacity(LANES);
+    let mut first = 0;
+    while first < n {
+        let batch_start = content.len();
+        ends.clear();
+        expects.clear();
+        for i in first..(first + LANES).min(n) {
+            let chunk = layout
+                .chunk(i)
+                .ok_or_else(|| incomplete(layout.index.other_file_id))?;
+            let e = decode_deferred(
+                keys,
+                &mut codec,
+                &layout.index,
+                i,
+                chunk,
+                max_clear,
+                &mut content,
+            )?;
+            ends.push(content.len() - batch_start);
+            expects.push(e);
+        }
+        verify(&content[batch_start..], &ends, &expects, first)?;
+        first += ends.len();
     }
     Ok(DecodedFile {
         header: layout.header,
@@ -132,8 +184,9 @@ pub fn decode_file(keys: &Keys, encoded: &[u8]) -> Result<DecodedFile> {
 }
 
 /// Decodes a stream-order encoded file (index first, as GetFile sends it) from
-/// a `Read`, holding one chunk and one clear block at a time (plus the index,
-/// 32 bytes per block).
+/// a `Read`, holding one chunk and a batch of up to eight clear blocks at a
+/// time (at most about 4 MiB; eight so that their MD5s are computed side by
+/// side), plus the index, 32 bytes per block.
 ///
 /// The header, name and attributes are read by [`StreamDecoder::new`]; the
 /// clear content then comes from [`StreamDecoder::next_block`] or `Read`.
@@ -154,8 +207,14 @@ pub struct StreamDecoder<K, R> {
     at_end: bool,
     codec: ChunkCodec,
     chunk: Vec<u8>,
-    block: Vec<u8>,
-    block_pos: usize,
+    /// Clear bytes of the current batch of up to LANES blocks.
+    batch: Vec<u8>,
+    /// End of each block of the batch in `batch`.
+    ends: Vec<usize>,
+    /// Blocks of the batch handed out so far.
+    served: usize,
+    /// What `read` has not yet copied out of the current block.
+    unread: std::ops::Range<usize>,
 }
 
 impl<K, R> std::fmt::Debug for StreamDecoder<K, R> {
@@ -255,8 +314,10 @@ impl<K: Borrow<Keys>, R: Read> StreamDecoder<K, R> {
             at_end: false,
             codec: ChunkCodec::new(),
             chunk: Vec::new(),
-            block: Vec::new(),
-            block_pos: 0,
+            batch: Vec::new(),
+            ends: Vec::new(),
+            served: 0,
+            unread: 0..0,
         })
     }
 
@@ -282,47 +343,81 @@ impl<K: Borrow<Keys>, R: Read> StreamDecoder<K, R> {
     }
 
     /// Decodes the next block and returns its clear bytes (checked against the
-    /// index), or `None` after the last block once the source has ended.
+    /// index), or `None` after the last block once the source has ended. Use
+    /// this or `Read`, not both: a block returned here is not read again.
     pub fn next_block(&mut self) -> Result<Option<&[u8]>> {
-        let i = self.next;
-        let Some(entry) = self.index.entries.get(i) else {
+        Ok(self.next_range()?.map(|r| &self.batch[r]))
+    }
+
+    /// The range of the next block in `batch`, decoding a new batch if needed.
+    fn next_range(&mut self) -> Result<Option<std::ops::Range<usize>>> {
+        if self.served == self.ends.len() && !self.fill_batch()? {
+            return Ok(None);
+        }
+        let start = if self.served == 0 {
+            0
+        } else {
+            self.ends[self.served - 1]
+        };
+        let end = self.ends[self.served];
+        self.served += 1;
+        Ok(Some(start..end))
+    }
+
+    /// Reads and decodes up to LANES chunks and checks them together; false
+    /// when there are no blocks left (and the source has ended).
+    fn fill_batch(&mut self) -> Result<bool> {
+        let n = self.index.entries.len();
+        if self.next == n {
             if !self.at_end {
                 self.expect_end()?;
                 self.at_end = true;
             }
-            return Ok(None);
-        };
-        // new() refused entries <= 0.
-        let len = entry.encoded_size as u64;
-        if len > self.max_chunk as u64 {
-            return Err(Error::corrupt(
-                "encoded file",
-                format!(
-                    "block {i}: chunk of {len} bytes, over the {} the header hint allows",
-                    self.max_chunk
-                ),
-            ));
+            return Ok(false);
         }
-        self.chunk.resize(len as usize, 0);
-        read_full(
-            &mut self.source,
-            &mut self.chunk,
-            &mut self.consumed,
-            "file data chunk",
-        )?;
-        self.block.clear();
-        self.block_pos = 0;
-        decode_block(
-            self.keys.borrow(),
-            &mut self.codec,
-            &self.index,
-            i,
-            &self.chunk,
-            self.max_clear,
-            &mut self.block,
-        )?;
-        self.next += 1;
-        Ok(Some(&self.block))
+        self.batch.clear();
+        self.ends.clear();
+        self.served = 0;
+        let first = self.next;
+        let mut expects = Vec::with_capacity(LANES);
+        for i in first..(first + LANES).min(n) {
+            // new() refused entries <= 0.
+            let len = self.index.entries[i].encoded_size as u64;
+            if len > self.max_chunk as u64 {
+                return Err(Error::corrupt(
+                    "encoded file",
+                    format!(
+                        "block {i}: chunk of {len} bytes, over the {} the header hint allows",
+                        self.max_chunk
+                    ),
+                ));
+            }
+            self.chunk.resize(len as usize, 0);
+            read_full(
+                &mut self.source,
+                &mut self.chunk,
+                &mut self.consumed,
+                "file data chunk",
+            )?;
+            let e = decode_deferred(
+                self.keys.borrow(),
+                &mut self.codec,
+                &self.index,
+                i,
+                &self.chunk,
+                self.max_clear,
+                &mut self.batch,
+            )?;
+            self.ends.push(self.batch.len());
+            expects.push(e);
+        }
+        // A batch that fails is not handed out, in part or whole.
+        if let Err(e) = verify(&self.batch, &self.ends, &expects, first) {
+            self.ends.clear();
+            return Err(e);
+        }
+        self.next = first + self.ends.len();
+        Ok(true)
     }
 
     /// Checks that nothing follows the last chunk.
@@ -351,17 +446,17 @@ impl<K: Borrow<Keys>, R: Read> StreamDecoder<K, R> {
 
 impl<K: Borrow<Keys>, R: Read> Read for StreamDecoder<K, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.block_pos >= self.block.len() {
-            match self.next_block() {
-                Ok(Some(_)) => {}
+        while self.unread.is_empty() {
+            match self.next_range() {
+                Ok(Some(r)) => self.unread = r,
                 Ok(None) => return Ok(0),
                 Err(Error::Io { source, .. }) => return Err(source),
                 Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
             }
         }
-        let n = buf.len().min(self.block.len() - self.block_pos);
-        buf[..n].copy_from_slice(&self.block[self.block_pos..self.block_pos + n]);
-        self.block_pos += n;
+        let n = buf.len().min(self.unread.len());
+        buf[..n].copy_from_slice(&self.batch[self.unread.start..self.unread.start + n]);
+        self.unread.start += n;
         Ok(n)
     }
 }

@@ -11,8 +11,10 @@
 //! built or encrypted (the caller passes the encrypted blob), or where the bytes
 //! go. Two front ends share one core: [`encode_file`] for contents already in
 //! memory and [`FileEncoder`], a `Read` that yields the encoded file while
-//! holding one block of source and one chunk of output at a time (plus 32 bytes
-//! of index per block, which can only be written at the end).
+//! holding a few blocks of source and their chunks at a time (plus 32 bytes of
+//! index per block, which can only be written at the end). Blocks are taken
+//! eight at a time because MD5 and CBC are serial within a block: several
+//! blocks side by side keep a core busy (`chunk::lanes`).
 //!
 //! A source that ends before the recipe does is [`Error::SourceChanged`]: the
 //! header already promised N blocks, and a shorter file cannot keep that
@@ -26,6 +28,7 @@ use crate::BoxTime;
 use crate::blocksize::{HINT_EXTRA, RunLayout};
 use crate::bytes::put_mem_block;
 use crate::chunk::ChunkCodec;
+use crate::chunk::lanes::LANES;
 use crate::crypto;
 use crate::error::{Error, Result};
 use crate::filename::EncodedName;
@@ -282,7 +285,7 @@ impl Core {
         });
     }
 
-    /// Appends the next piece of the file (the prefix, one chunk, or the index)
+    /// Appends the next piece of the file (the prefix, a few chunks, or the index)
     /// to `out`. Returns false once everything has been written.
     fn step(&mut self, keys: &Keys, src: &mut dyn BlockSource, out: &mut Vec<u8>) -> Result<bool> {
         match self.stage {
@@ -296,14 +299,26 @@ impl Core {
             Stage::Blocks => loop {
                 if let Some(run) = &mut self.run {
                     if run.next < run.layout.count {
-                        let len = run.layout.block_len(run.next) as usize;
-                        let offset = run.offset + run.next * run.layout.size;
-                        run.next += 1;
-                        let data = src.block(offset, len)?;
-                        let start = out.len();
-                        let clear = self.codec.encode(keys, data, out);
-                        let chunk_len = (out.len() - start) as i64;
-                        self.push_entry(keys, chunk_len, &clear);
+                        // Up to LANES consecutive blocks of the run, which are
+                        // contiguous in the source, encoded side by side.
+                        let first = run.next;
+                        let count = (run.layout.count - first).min(LANES as u64);
+                        let offset = run.offset + first * run.layout.size;
+                        let layout = run.layout;
+                        run.next += count;
+                        let lens = (first..first + count).map(|b| layout.block_len(b) as usize);
+                        let total = lens.clone().sum();
+                        let data = src.block(offset, total)?;
+                        let mut blocks = Vec::with_capacity(count as usize);
+                        let mut at = 0;
+                        for len in lens {
+                            blocks.push(&data[at..at + len]);
+                            at += len;
+                        }
+                        let done = self.codec.encode_many(keys, &blocks, out);
+                        for chunk in done {
+                            self.push_entry(keys, chunk.len as i64, &chunk.clear);
+                        }
                         return Ok(true);
                     }
                     self.run = None;
@@ -385,8 +400,9 @@ pub fn encode_file(
 }
 
 /// A streaming encoder: reads the source front to back and yields the encoded
-/// file in file order through [`Read`], one piece (prefix, chunk, index) at a
-/// time.
+/// file in file order through [`Read`], one piece (prefix, chunks, index) at a
+/// time. A piece of chunks holds up to eight blocks (encoded side by side), so
+/// at most about 4 MiB of source and of output are held at once.
 ///
 /// Errors of the format layer come out of `read` as `io::Error`s wrapping the
 /// [`Error`] (use `get_ref()` and downcast to see it); errors reading the
