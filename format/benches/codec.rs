@@ -6,8 +6,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
 use bb_format::chunk::ChunkCodec;
-use bb_format::decode::decode_file;
-use bb_format::encode::{FileMeta, encode_file};
+use bb_format::decode::{StreamDecoder, decode_file};
+use bb_format::encode::{FileEncoder, FileMeta, encode_file};
+use bb_format::layout::{FileLayout, to_stream_order};
 use bb_format::recipe::Recipe;
 use bb_format::{EncodedName, Keys};
 
@@ -128,6 +129,16 @@ fn level_sweep(c: &mut Criterion) {
     g.finish();
 }
 
+fn stream_encode(keys: &Keys, meta: &FileMeta, recipe: &Recipe, data: &[u8]) -> u64 {
+    let mut enc = FileEncoder::new(keys, meta.clone(), recipe.clone(), data).unwrap();
+    std::io::copy(&mut enc, &mut std::io::sink()).unwrap()
+}
+
+fn stream_decode(keys: &Keys, stream: &[u8]) -> u64 {
+    let mut dec = StreamDecoder::new(keys, stream).unwrap();
+    std::io::copy(&mut dec, &mut std::io::sink()).unwrap()
+}
+
 fn files(c: &mut Criterion) {
     let keys = Keys::test_vector();
     let meta = FileMeta {
@@ -158,10 +169,98 @@ fn files(c: &mut Criterion) {
             g.bench_function(format!("decode_{what}"), |b| {
                 b.iter(|| decode_file(&keys, black_box(&encoded)).unwrap())
             });
+            // The streaming forms hold a few blocks at a time, so they also
+            // leave out the page faults of a fresh 64 MiB output per run.
+            g.bench_function(format!("stream_encode_{what}"), |b| {
+                b.iter(|| stream_encode(&keys, &meta, &recipe, data))
+            });
+            let stream = to_stream_order(&FileLayout::parse(&encoded).unwrap());
+            g.bench_function(format!("stream_decode_{what}"), |b| {
+                b.iter(|| stream_decode(&keys, &stream))
+            });
         }
         g.finish();
     }
 }
 
-criterion_group!(benches, primitives, level_sweep, files);
+/// CPU seconds used by this thread so far (utime + stime of
+/// /proc/thread-self/stat, in clock ticks of 10 ms), or None off Linux.
+fn thread_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields
+    // 14 and 15 of the whole line.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// Throughput per CPU second rather than per wall second, which stays
+/// meaningful when other processes share the cores. Opt in with
+/// CODEC_CPU_TIME=1 (it runs each case for about three CPU seconds).
+fn cpu_time(_: &mut Criterion) {
+    if std::env::var_os("CODEC_CPU_TIME").is_none() || thread_cpu_seconds().is_none() {
+        return;
+    }
+    let keys = Keys::test_vector();
+    let meta = FileMeta {
+        container_id: 2,
+        mtime: 0,
+        name: EncodedName::encrypt(&keys, b"bench").unwrap(),
+        attributes: vec![0; 49],
+        symlink: false,
+    };
+    let measure = |what: &str, bytes: usize, f: &mut dyn FnMut()| {
+        let start = thread_cpu_seconds().unwrap();
+        let mut runs = 0usize;
+        while thread_cpu_seconds().unwrap() - start < 3.0 {
+            f();
+            runs += 1;
+        }
+        let secs = thread_cpu_seconds().unwrap() - start;
+        eprintln!(
+            "cpu-time {what}: {:.0} MB/s ({:.0} MiB/s) per CPU second",
+            (runs * bytes) as f64 / secs / 1e6,
+            (runs * bytes) as f64 / secs / 1048576.0
+        );
+    };
+    for mib in [16usize, 64] {
+        for (what, data) in [
+            ("text", word_text(mib << 20, 42)),
+            ("random", splitmix(3, mib << 20)),
+        ] {
+            let recipe = Recipe::whole(data.len() as u64);
+            let encoded = encode_file(&keys, &meta, &recipe, &data).unwrap();
+            measure(&format!("encode {what} {mib} MiB"), data.len(), &mut || {
+                black_box(encode_file(&keys, &meta, &recipe, &data).unwrap());
+            });
+            measure(&format!("decode {what} {mib} MiB"), data.len(), &mut || {
+                black_box(decode_file(&keys, &encoded).unwrap());
+            });
+            measure(
+                &format!("stream encode {what} {mib} MiB"),
+                data.len(),
+                &mut || {
+                    black_box(stream_encode(&keys, &meta, &recipe, &data));
+                },
+            );
+            let stream = to_stream_order(&FileLayout::parse(&encoded).unwrap());
+            measure(
+                &format!("stream decode {what} {mib} MiB"),
+                data.len(),
+                &mut || {
+                    black_box(stream_decode(&keys, &stream));
+                },
+            );
+        }
+    }
+    let data = splitmix(1, 4096);
+    measure("md5 4 KiB blocks (yardstick)", 4096 * 1000, &mut || {
+        for _ in 0..1000 {
+            black_box(bb_format::crypto::md5(black_box(&data)));
+        }
+    });
+}
+
+criterion_group!(benches, primitives, level_sweep, files, cpu_time);
 criterion_main!(benches);

@@ -18,6 +18,8 @@
 //! are first sampled and their byte entropy estimated (the way btrfs decides);
 //! a block that looks random is not offered to zlib. The estimate only ever
 //! costs compression ratio: every byte written decodes the same either way.
+//! Its blind spot is a block whose bytes are evenly spread but repeat (random
+//! data copied twice within one block): that block is stored uncompressed.
 //!
 //! # Decoding limits
 //!
@@ -44,10 +46,12 @@ pub const ENCODING_AES: u8 = 2;
 /// Largest clear block a reader accepts (0.13 rejects larger ones in quick
 /// compare; writers never make blocks over 512 KiB + 127).
 pub const MAX_CLEAR_BLOCK: usize = 512 * 1024 + 1024;
-/// zlib level used unless a codec is built with another one. Level 1 is
-/// libdeflate's fastest; on word-like text it keeps 85-90% of level 6's ratio at
-/// several times its speed (figures in the module's bench notes,
-/// `benches/codec.rs`).
+/// zlib level used unless a codec is built with another one. Measured on
+/// 4 KiB blocks of word text (`benches/codec.rs`, level_sweep), chunk size /
+/// clear size and relative speed: level 1 0.2906 (1.00), 2 0.2895 (0.75),
+/// 3 0.2868 (0.70), 4 0.2863 (0.64), 5 0.2859 (0.57), 6 0.2857 (0.52). Level 1
+/// costs 1.7% more output than 0.13's level 6 at twice the speed, and zlib is
+/// most of the cost of encoding text.
 pub const DEFAULT_LEVEL: i32 = 1;
 /// Blocks at least this long are sampled before zlib is tried; shorter ones
 /// (tails and small files) are simply tried.
