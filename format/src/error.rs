@@ -41,6 +41,11 @@ pub enum Error {
     #[error("{what}: cannot encode: {detail}")]
     Unencodable { what: &'static str, detail: String },
 
+    /// The source of an encoding ended before its recipe said it would (the file
+    /// shrank while being read); the output would not describe any real file.
+    #[error("source changed while being encoded: {detail}")]
+    SourceChanged { detail: String },
+
     /// Reading the source of an encoding, or writing its output, failed.
     #[error("{what}: {source}")]
     Io {
