@@ -16,7 +16,9 @@
 pub mod bytes;
 pub mod blocksize;
 pub mod checksum;
+pub mod combine;
 pub mod crypto;
+pub mod diff;
 pub mod error;
 pub mod filename;
 pub mod index;
