@@ -36,11 +36,13 @@
 //! # Speed
 //!
 //! The per-byte loop is a rolling-checksum update plus one bit test in an 8 KiB
-//! bitmap of the non-empty buckets of the 65536-entry table; everything else
-//! (bucket scan, the map of found blocks, MD5) happens only on a bucket hit.
-//! Reordering the 0.13 tests (it looks up the found map before comparing weak
-//! checksums) is safe because every outcome is decided the same way: see
-//! [`Pass::test`]. The file is read in 8 MiB buffers, so memory stays bounded
+//! bitmap of the non-empty buckets of the 65536-entry table; on a hit, one more
+//! flat-table load compares the other half of the checksum with a one-entry
+//! bucket. Everything else (bucket scan, the map of found blocks, MD5) happens
+//! only for a window that may match. Reordering the 0.13 tests (it looks up the
+//! found map before comparing weak checksums) is safe because every outcome is
+//! decided the same way: see [`Pass::test`] and [`roll_to_candidate`]. The file
+//! is read in 8 MiB buffers, so memory stays bounded
 //! whatever the file size.
 
 use std::collections::BTreeMap;
@@ -216,6 +218,12 @@ fn search_with<R: Read + Seek>(
     max_found: u64,
     read_buffer: usize,
 ) -> Result<Matches> {
+    if u32::try_from(old.len()).is_err() {
+        return Err(Error::corrupt(
+            "diff",
+            format!("{} old blocks are more than any file has", old.len()),
+        ));
+    }
     let sizes = sizes_to_search(old);
     if let Some(&big) = sizes.iter().max()
         && i64::from(big) > MAX_SEARCH_SIZE
@@ -305,23 +313,34 @@ pub fn recipe_from_matches(
 /// The 65536-bucket table of the old blocks of one size, keyed by the `b` half
 /// of the weak checksum, each bucket listing the highest old index first (0.13
 /// pushes onto the front of a list in index order). Stored flat: `start[h]..
-/// start[h+1]` is bucket `h` in `entries`, and `nonempty` is a bitmap the hot
-/// loop tests.
+/// start[h+1]` is bucket `h` in `entries`.
+///
+/// Two summaries serve the hot loop: `nonempty`, a bitmap small enough to stay
+/// in L1, and `quick`, which for a one-entry bucket holds that entry's `a`
+/// half, so that a checksum which only shares the bucket is dismissed without
+/// touching `start` and `entries` ([`MANY`] marks buckets with several entries).
 struct Table {
     nonempty: Box<[u64; 1024]>,
-    start: Vec<usize>,
+    quick: Vec<u32>,
+    start: Vec<u32>,
     entries: Vec<(u32, usize)>,
 }
+
+/// In [`Table::quick`]: the bucket has more than one entry.
+const MANY: u32 = 1 << 16;
 
 impl Table {
     fn new() -> Table {
         Table {
             nonempty: Box::new([0; 1024]),
+            quick: vec![0; 65536],
             start: vec![0; 65537],
             entries: Vec::new(),
         }
     }
 
+    /// Fills the table with the blocks of `size`; `old` has at most
+    /// `u32::MAX` entries.
     fn fill(&mut self, old: &[BlockClear], size: u32) {
         self.nonempty.fill(0);
         self.start.fill(0);
@@ -332,23 +351,27 @@ impl Table {
         for h in 0..65536 {
             self.start[h + 1] += self.start[h];
         }
-        let total = self.start[65536];
-        self.entries.resize(total, (0, 0));
+        self.entries.resize(self.start[65536] as usize, (0, 0));
         // Fill each bucket from its end, in increasing index order, so that
         // it reads highest index first.
-        let mut next: Vec<usize> = self.start[1..].to_vec();
+        let mut next: Vec<u32> = self.start[1..].to_vec();
         for (i, b) in old.iter().enumerate().filter(|(_, b)| b.size == size) {
             let h = (b.weak >> 16) as usize;
             next[h] -= 1;
-            self.entries[next[h]] = (b.weak, i);
+            self.entries[next[h] as usize] = (b.weak, i);
             self.nonempty[h >> 6] |= 1 << (h & 63);
+            self.quick[h] = if self.start[h + 1] - self.start[h] > 1 {
+                MANY
+            } else {
+                b.weak & 0xffff
+            };
         }
     }
 
     #[inline]
     fn bucket(&self, h: u16) -> &[(u32, usize)] {
         let h = h as usize;
-        &self.entries[self.start[h]..self.start[h + 1]]
+        &self.entries[self.start[h] as usize..self.start[h + 1] as usize]
     }
 }
 
@@ -603,12 +626,14 @@ impl Pass<'_> {
         while *p < end {
             let from = w.at(*p);
             let to = w.at(end);
-            let Some(k) = roll_to_hit(
+            let every_hit = self.found.len() as u64 > self.max_found;
+            let Some(k) = roll_to_candidate(
                 ck,
                 &w.buf[from..to],
                 &w.buf[from + size..to + size],
                 size,
-                &self.table.nonempty,
+                self.table,
+                every_hit,
             ) else {
                 *p = end;
                 return Scan::Done;
@@ -660,24 +685,40 @@ enum Scan {
     Abort,
 }
 
-/// The hot loop: rolls the checksum over `leaving[k]` / `entering[k]` until the
-/// window's bucket is non-empty, returning that `k` (the window not yet rolled
-/// past it), or `None` after rolling over all of them.
+/// The hot loop: rolls the checksum over `leaving[k]` / `entering[k]` until
+/// the window is a candidate for [`Pass::test`], returning that `k` (the window
+/// not yet rolled past it), or `None` after rolling over all of them.
+///
+/// A candidate is a window whose bucket is non-empty, except that a window
+/// whose one-entry bucket holds a different 32-bit checksum is passed over
+/// unless `every_hit`: testing it could only fail, and a failed test matters
+/// only once too many blocks were found.
 #[inline]
-fn roll_to_hit(
+fn roll_to_candidate(
     ck: &mut RollingChecksum,
     leaving: &[u8],
     entering: &[u8],
     size: usize,
-    nonempty: &[u64; 1024],
+    table: &Table,
+    every_hit: bool,
 ) -> Option<usize> {
+    // Work on a copy: through the `&mut` the compiler would store the state on
+    // every byte and reload it, putting memory latency in the critical path.
+    let mut c = *ck;
+    let nonempty = &*table.nonempty;
+    let quick = &table.quick[..65536];
     for (k, (&out, &inn)) in leaving.iter().zip(entering).enumerate() {
-        let h = ck.component2();
+        let h = c.component2();
         if (nonempty[(h >> 6) as usize] >> (h & 63)) & 1 != 0 {
-            return Some(k);
+            let q = quick[h as usize];
+            if every_hit || q == MANY || q == c.value() & 0xffff {
+                *ck = c;
+                return Some(k);
+            }
         }
-        ck.roll(out, inn, size);
+        c.roll(out, inn, size);
     }
+    *ck = c;
     None
 }
 
