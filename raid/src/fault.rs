@@ -51,23 +51,44 @@ pub const EIO: i32 = 5;
 /// ENOSPC, as Linux numbers it.
 pub const ENOSPC: i32 = 28;
 
-/// One fault rule: operations of kind `op` on paths containing `path` (any path when
-/// `None`) pass `skip` times, then fail `times` times (forever when `None`).
+/// Which paths a rule applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    /// Every path.
+    Any,
+    /// Paths whose text ends with this (e.g. one component file, `.../o01.rf`).
+    EndsWith(String),
+    /// Paths below this directory (e.g. one whole disc).
+    Under(PathBuf),
+}
+
+impl PathMatch {
+    fn matches(&self, p: &Path) -> bool {
+        match self {
+            PathMatch::Any => true,
+            PathMatch::EndsWith(s) => p.to_string_lossy().ends_with(s.as_str()),
+            PathMatch::Under(d) => p.starts_with(d),
+        }
+    }
+}
+
+/// One fault rule: operations of kind `op` on matching paths pass `skip` times, then
+/// fail `times` times (forever when `None`).
 #[derive(Debug, Clone)]
 pub struct Rule {
     pub op: Op,
-    pub path: Option<String>,
+    pub path: PathMatch,
     pub skip: u64,
     pub times: Option<u64>,
     pub fault: Fault,
 }
 
 impl Rule {
-    /// Every `op` on a path containing `path` fails with `fault`.
-    pub fn always(op: Op, path: &str, fault: Fault) -> Rule {
+    /// Every `op` on a matching path fails with `fault`.
+    pub fn always(op: Op, path: PathMatch, fault: Fault) -> Rule {
         Rule {
             op,
-            path: Some(path.to_string()),
+            path,
             skip: 0,
             times: None,
             fault,
@@ -165,9 +186,8 @@ impl FaultFs {
         if s.crashed {
             verdict = Err(io::Error::from_raw_os_error(EIO));
         } else {
-            let p = path.to_string_lossy();
             for (rule, seen) in s.rules.iter_mut() {
-                if rule.op != op || !rule.path.as_deref().is_none_or(|r| p.contains(r)) {
+                if rule.op != op || !rule.path.matches(path) {
                     continue;
                 }
                 *seen += 1;

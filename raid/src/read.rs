@@ -372,24 +372,52 @@ impl RaidRead {
                         slots[i] = Slot::Unreadable;
                         continue 'again;
                     }
-                    let lost_stripe = match h {
-                        [Some(s), None] => Some((0, s)),
-                        [None, Some(s)] => Some((1, s)),
-                        _ => None,
+                    // Every hypothesis whose lengths (and record) hold: (slot lost, size).
+                    let mut cands: Vec<(usize, u64)> = Vec::new();
+                    for (lost, size) in h.iter().enumerate() {
+                        if let Some(size) = size {
+                            cands.push((lost, *size));
+                        }
+                    }
+                    if stripes_agree {
+                        cands.push((2, s3));
+                    }
+                    if cands.len() > 1 {
+                        // Lengths alone can fit two stories (e.g. a 1-byte file with
+                        // stripe 1 cut to nothing, or an empty file with its parity cut
+                        // to 1 byte). The suspect's remaining bytes decide: a truncated
+                        // component is a prefix of what the others say it should be.
+                        // The story that explains the most surviving bytes wins; with
+                        // no evidence either way, the size record outranks the stripes
+                        // when it contradicts them, and the stripes win otherwise.
+                        let mut scored = Vec::new();
+                        for &(lost, size) in &cands {
+                            let suspect = [s1, s2, p][lost];
+                            if let Some(n) = Self::suspect_is_prefix(discs, name, lost, size, suspect)? {
+                                let prefer = if lost == 2 { !only_record_disagrees } else { only_record_disagrees };
+                                scored.push((n, prefer, lost, size));
+                            }
+                        }
+                        scored.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+                        if let [top, second, ..] = scored.as_slice() {
+                            if (top.0, top.1) == (second.0, second.1) {
+                                return Err(damaged("two different components could be the damaged one"));
+                            }
+                        }
+                        cands = scored.iter().map(|&(_, _, lost, size)| (lost, size)).collect();
+                    }
+                    let Some(&(lost, size)) = cands.first() else {
+                        return Err(damaged("the three components disagree about the size"));
                     };
-                    if stripes_agree && !(only_record_disagrees && lost_stripe.is_some()) {
-                        slots[2] = Slot::Inconsistent;
+                    slots[lost] = Slot::Inconsistent;
+                    if lost == 2 {
                         let d = Degraded {
                             component: Component::Parity,
                             damage: Damage::Inconsistent,
                         };
-                        return Ok(Self::striped(discs, name, s3, slots, Some(d)));
+                        return Ok(Self::striped(discs, name, size, slots, Some(d)));
                     }
-                    if let Some((lost, size)) = lost_stripe {
-                        slots[lost] = Slot::Inconsistent;
-                        return Ok(Self::recovery(discs, name, size, lost, slots));
-                    }
-                    return Err(damaged("the three components disagree about the size"));
+                    return Ok(Self::recovery(discs, name, size, lost, slots));
                 }
                 (Slot::Ok(s1), Slot::Ok(s2), lost_parity) => {
                     let size = s1.len + s2.len;
@@ -426,6 +454,101 @@ impl RaidRead {
             }
         }
         Err(damaged("components kept failing"))
+    }
+
+    /// Under the hypothesis "slot `lost` is damaged and the file is `size` bytes",
+    /// is what remains of that component (its last two blocks or so) equal to what the
+    /// other two components say it should hold? A truncated component passes; a
+    /// wrong hypothesis almost never does.
+    /// `Some(bytes checked)` when it passes, `None` when it does not.
+    fn suspect_is_prefix(discs: &DiscSet, name: &str, lost: usize, size: u64, suspect: &Found) -> Result<Option<u64>> {
+        let b = discs.block_size();
+        let layout = Layout::of(size, b);
+        let want_len = [layout.stripe1, layout.stripe2, layout.parity][lost];
+        let end = suspect.len.min(want_len);
+        if end == 0 {
+            return Ok((suspect.len <= want_len).then_some(0));
+        }
+        let start = end.saturating_sub(2 * b);
+        let mut have = vec![0u8; (end - start) as usize];
+        if read_full_at(&*suspect.file, &mut have, start).ok() != Some(have.len()) {
+            return Ok(None);
+        }
+        // A reader that trusts only the other two components.
+        let fs = discs.fs();
+        let mut reopened: Vec<Slot> = Vec::new();
+        for (i, c) in Component::ALL.into_iter().enumerate() {
+            if i == lost {
+                reopened.push(Slot::Inconsistent);
+                continue;
+            }
+            let path = discs.component_path(name, c);
+            let file = fs.open(&path, OpenMode::Read).map_err(|e| Error::io("open", &path, e))?;
+            let len = file.stat().map_err(|e| Error::io("stat", &path, e))?.len;
+            reopened.push(Slot::Ok(Found { file, len }));
+        }
+        let Ok(slots) = <[Slot; 3]>::try_from(reopened) else {
+            return Ok(None);
+        };
+        let mut r = if lost == 2 {
+            Self::striped(discs, name, size, slots, None)
+        } else {
+            Self::recovery(discs, name, size, lost, slots)
+        };
+        let want = match r.component_bytes(Component::ALL[lost], start, end) {
+            Ok(w) => w,
+            Err(_) => return Ok(None),
+        };
+        Ok((want == have && suspect.len <= want_len).then_some(have.len() as u64))
+    }
+
+    /// Bytes `start..end` of component `c` as the file's content says they must be.
+    fn component_bytes(&mut self, c: Component, start: u64, end: u64) -> Result<Vec<u8>> {
+        let b = self.discs.block_size();
+        let layout = self.layout;
+        let size = self.size;
+        let mut out = Vec::with_capacity((end - start) as usize);
+        let mut pairbuf = vec![0u8; 2 * b as usize];
+        let mut o = start;
+        while o < end {
+            let k = o / b;
+            let within = o % b;
+            let take = (b - within).min(end - o);
+            match c {
+                Component::Stripe1 | Component::Stripe2 => {
+                    let extra = if c == Component::Stripe2 { b } else { 0 };
+                    let fo = k * 2 * b + extra + within;
+                    let mut v = vec![0u8; take as usize];
+                    let n = self.read_at(&mut v, fo)?;
+                    v.truncate(n);
+                    out.extend_from_slice(&v);
+                    if (n as u64) < take {
+                        break;
+                    }
+                }
+                Component::Parity => {
+                    if layout.record == SizeRecord::Appended && o >= layout.parity - 8 {
+                        let rec = size.to_be_bytes();
+                        let from = (o - (layout.parity - 8)) as usize;
+                        let to = (from + (end - o) as usize).min(8);
+                        out.extend_from_slice(&rec[from..to]);
+                        break;
+                    }
+                    pairbuf.fill(0);
+                    let n = self.read_at(&mut pairbuf, k * 2 * b)?;
+                    let _ = n;
+                    let (first, second) = pairbuf.split_at_mut(b as usize);
+                    xor_into(first, second);
+                    if layout.pair_has_xored_size(k) {
+                        xor_into(&mut first[b as usize - 8..], &size.to_be_bytes());
+                    }
+                    let stop = (within + take).min(b) as usize;
+                    out.extend_from_slice(&first[within as usize..stop]);
+                }
+            }
+            o += take;
+        }
+        Ok(out)
     }
 
     fn striped(
