@@ -393,18 +393,29 @@ impl RaidRead {
                         let mut scored = Vec::new();
                         for &(lost, size) in &cands {
                             let suspect = [s1, s2, p][lost];
-                            if let Some(n) = Self::suspect_is_prefix(discs, name, lost, size, suspect)? {
-                                let prefer = if lost == 2 { !only_record_disagrees } else { only_record_disagrees };
+                            if let Some(n) =
+                                Self::suspect_is_prefix(discs, name, lost, size, suspect)?
+                            {
+                                let prefer = if lost == 2 {
+                                    !only_record_disagrees
+                                } else {
+                                    only_record_disagrees
+                                };
                                 scored.push((n, prefer, lost, size));
                             }
                         }
                         scored.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
                         if let [top, second, ..] = scored.as_slice() {
                             if (top.0, top.1) == (second.0, second.1) {
-                                return Err(damaged("two different components could be the damaged one"));
+                                return Err(damaged(
+                                    "two different components could be the damaged one",
+                                ));
                             }
                         }
-                        cands = scored.iter().map(|&(_, _, lost, size)| (lost, size)).collect();
+                        cands = scored
+                            .iter()
+                            .map(|&(_, _, lost, size)| (lost, size))
+                            .collect();
                     }
                     let Some(&(lost, size)) = cands.first() else {
                         return Err(damaged("the three components disagree about the size"));
@@ -461,7 +472,13 @@ impl RaidRead {
     /// other two components say it should hold? A truncated component passes; a
     /// wrong hypothesis almost never does.
     /// `Some(bytes checked)` when it passes, `None` when it does not.
-    fn suspect_is_prefix(discs: &DiscSet, name: &str, lost: usize, size: u64, suspect: &Found) -> Result<Option<u64>> {
+    fn suspect_is_prefix(
+        discs: &DiscSet,
+        name: &str,
+        lost: usize,
+        size: u64,
+        suspect: &Found,
+    ) -> Result<Option<u64>> {
         let b = discs.block_size();
         let layout = Layout::of(size, b);
         let want_len = [layout.stripe1, layout.stripe2, layout.parity][lost];
@@ -483,7 +500,9 @@ impl RaidRead {
                 continue;
             }
             let path = discs.component_path(name, c);
-            let file = fs.open(&path, OpenMode::Read).map_err(|e| Error::io("open", &path, e))?;
+            let file = fs
+                .open(&path, OpenMode::Read)
+                .map_err(|e| Error::io("open", &path, e))?;
             let len = file.stat().map_err(|e| Error::io("stat", &path, e))?.len;
             reopened.push(Slot::Ok(Found { file, len }));
         }

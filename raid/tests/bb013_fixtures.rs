@@ -32,7 +32,9 @@ fn pack() -> Option<PathBuf> {
 
 fn unpack(tarball: &Path, into: &Path) {
     let f = std::fs::File::open(tarball).unwrap();
-    tar::Archive::new(flate2::read::GzDecoder::new(f)).unpack(into).unwrap();
+    tar::Archive::new(flate2::read::GzDecoder::new(f))
+        .unpack(into)
+        .unwrap();
 }
 
 struct Stores {
@@ -97,7 +99,10 @@ fn raid3_store_reads_complete_degraded_and_truncated() {
     }
     // refcount.rdb stays a write file in 0.13's RAID store.
     let rc = "backup/01234567/refcount.rdb";
-    assert_eq!(RaidRead::open(&s.raid, rc).unwrap().representation(), Representation::WriteFile);
+    assert_eq!(
+        RaidRead::open(&s.raid, rc).unwrap().representation(),
+        Representation::WriteFile
+    );
 
     // Each disc removed in turn.
     let rdir = s.root.join("store-raid3");
@@ -128,15 +133,28 @@ fn raid3_store_reads_complete_degraded_and_truncated() {
         if n == rc {
             continue;
         }
-        let mut c = if i % 2 == 0 { Component::Stripe1 } else { Component::Stripe2 };
-        if std::fs::metadata(s.raid.component_path(n, c)).unwrap().len() == 0 {
+        let mut c = if i % 2 == 0 {
+            Component::Stripe1
+        } else {
+            Component::Stripe2
+        };
+        if std::fs::metadata(s.raid.component_path(n, c))
+            .unwrap()
+            .len()
+            == 0
+        {
             // Small objects have an empty stripe 2; cut stripe 1 instead.
             c = Component::Stripe1;
         }
         let p = s.raid.component_path(n, c);
         let len = std::fs::metadata(&p).unwrap().len();
         let cut = [len - 1, len / 2, 0, len.saturating_sub(4096)][i % 4];
-        std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(cut).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(cut)
+            .unwrap();
         cut_names.insert(n.clone(), c);
         let (got, degraded) = read(&s.raid, n);
         assert!(degraded, "{n}: {c:?} cut from {len} to {cut} not noticed");
@@ -146,7 +164,11 @@ fn raid3_store_reads_complete_degraded_and_truncated() {
     // by the next test on a fresh copy; here only that they are whole again.
     assert!(cut_names.len() > 200);
     for (n, c) in &cut_names {
-        assert_eq!(bb_raid::rebuild(&s.raid, n).unwrap(), bb_raid::Rebuilt::Component(*c), "{n}");
+        assert_eq!(
+            bb_raid::rebuild(&s.raid, n).unwrap(),
+            bb_raid::Rebuilt::Component(*c),
+            "{n}"
+        );
         let (got, degraded) = read(&s.raid, n);
         assert!(!degraded);
         assert_eq!(&got, &content[n]);
@@ -175,15 +197,29 @@ fn our_transform_writes_what_0_13_wrote() {
         for comp in Component::ALL {
             let theirs = std::fs::read(s.raid.component_path(n, comp)).unwrap();
             let mine = std::fs::read(ours.set.component_path(n, comp)).unwrap();
-            assert!(theirs == mine, "{n} {comp:?}: {} vs {} bytes", theirs.len(), mine.len());
+            assert!(
+                theirs == mine,
+                "{n} {comp:?}: {} vs {} bytes",
+                theirs.len(),
+                mine.len()
+            );
             // Same disc, too.
             assert_eq!(
-                s.raid.component_path(n, comp).strip_prefix(s.root.join("store-raid3")).unwrap(),
-                ours.set.component_path(n, comp).strip_prefix(ours.path()).unwrap()
+                s.raid
+                    .component_path(n, comp)
+                    .strip_prefix(s.root.join("store-raid3"))
+                    .unwrap(),
+                ours.set
+                    .component_path(n, comp)
+                    .strip_prefix(ours.path())
+                    .unwrap()
             );
         }
         // And the same disc usage 0.13 recorded in its directory entries.
-        assert_eq!(ours.set.disc_usage_in_blocks(data.len() as u64), s.raid.disc_usage_in_blocks(data.len() as u64));
+        assert_eq!(
+            ours.set.disc_usage_in_blocks(data.len() as u64),
+            s.raid.disc_usage_in_blocks(data.len() as u64)
+        );
         sizes.push(data.len());
         compared += 1;
     }
@@ -203,5 +239,8 @@ fn our_transform_writes_what_0_13_wrote() {
         .collect();
     // 0.13's store has no object whose last pair holds exactly 8, B or >= 2B - 8
     // bytes, so the appended-size case is covered by the bbstoreaccounts test.
-    assert!(cases.contains("short last parity") && cases.contains("size XORed in"), "{cases:?}");
+    assert!(
+        cases.contains("short last parity") && cases.contains("size XORed in"),
+        "{cases:?}"
+    );
 }

@@ -7,8 +7,8 @@ mod common;
 use std::io::{Read, Seek, SeekFrom, Write};
 
 use bb_raid::{
-    Component, Damage, Existence, ListKind, Overwrite, RaidRead, RaidWrite, Rebuilt, Representation, rebuild,
-    transform, Transformed,
+    Component, Damage, Existence, ListKind, Overwrite, RaidRead, RaidWrite, Rebuilt,
+    Representation, Transformed, rebuild, transform,
 };
 use common::{TempSet, data, edge_sizes, read_components, reference_components};
 use proptest::prelude::*;
@@ -58,7 +58,11 @@ fn edge_sizes_match_the_layout_and_survive_any_one_loss() {
                 assert_eq!((d.component, d.damage), (c, Damage::Missing));
                 // Rebuilt byte-identical.
                 assert_eq!(rebuild(&t.set, &name).unwrap(), Rebuilt::Component(c));
-                assert_eq!(std::fs::read(&p).unwrap(), comps[c.index()], "rebuilt {c:?} size {s}");
+                assert_eq!(
+                    std::fs::read(&p).unwrap(),
+                    comps[c.index()],
+                    "rebuilt {c:?} size {s}"
+                );
                 std::fs::remove_file(&aside).unwrap();
                 // Truncated (when there is something to cut).
                 let len = comps[c.index()].len() as u64;
@@ -90,8 +94,14 @@ fn two_components_lost_is_an_error_not_garbage() {
     write_file(&t, "x", &data(10000, 1), true);
     std::fs::remove_file(t.set.component_path("x", Component::Stripe1)).unwrap();
     std::fs::remove_file(t.set.component_path("x", Component::Parity)).unwrap();
-    assert!(matches!(RaidRead::open(&t.set, "x"), Err(bb_raid::Error::Damaged { .. })));
-    assert_eq!(t.set.existence("x").unwrap(), Existence::AsRaidWithMissingNotRecoverable);
+    assert!(matches!(
+        RaidRead::open(&t.set, "x"),
+        Err(bb_raid::Error::Damaged { .. })
+    ));
+    assert_eq!(
+        t.set.existence("x").unwrap(),
+        Existence::AsRaidWithMissingNotRecoverable
+    );
 }
 
 #[test]
@@ -122,7 +132,10 @@ fn commit_without_transform_then_raidify() {
     assert_eq!(read_back(&t, "late"), (content.clone(), None));
     assert_eq!(transform(&t.set, "late").unwrap(), Transformed::Done);
     assert_eq!(t.set.existence("late").unwrap(), Existence::AsRaid);
-    assert_eq!(read_components(&t.set, "late"), reference_components(&content, 2048));
+    assert_eq!(
+        read_components(&t.set, "late"),
+        reference_components(&content, 2048)
+    );
     assert_eq!(transform(&t.set, "late").unwrap(), Transformed::NothingToDo);
     // A newer write file wins over older components until it is transformed too.
     let newer = data(1234, 4);
@@ -130,7 +143,10 @@ fn commit_without_transform_then_raidify() {
     assert_eq!(read_back(&t, "late").0, newer);
     assert_eq!(rebuild(&t.set, "late").unwrap(), Rebuilt::Transformed);
     assert_eq!(read_back(&t, "late"), (newer.clone(), None));
-    assert_eq!(read_components(&t.set, "late"), reference_components(&newer, 2048));
+    assert_eq!(
+        read_components(&t.set, "late"),
+        reference_components(&newer, 2048)
+    );
 }
 
 #[test]
@@ -189,7 +205,10 @@ fn names_directories_and_listings() {
     assert!(t.set.dir_exists("backup/01234567").unwrap());
     assert!(t.set.create_dir("backup", false).is_err());
     std::fs::remove_dir(t.set.disc_dir(1).join("backup/01234567/01")).unwrap();
-    assert!(t.set.dir_exists("backup/01234567/01").is_err(), "on two discs of three");
+    assert!(
+        t.set.dir_exists("backup/01234567/01").is_err(),
+        "on two discs of three"
+    );
     std::fs::create_dir(t.set.disc_dir(1).join("backup/01234567/01")).unwrap();
 
     let d = "backup/01234567";
@@ -209,7 +228,10 @@ fn names_directories_and_listings() {
     assert_eq!(t.set.list_dir(d, ListKind::Files).unwrap().names.len(), 3);
     assert!(!t.set.exists(&format!("{d}/o03")).unwrap());
     drop(w);
-    assert!(!t.set.write_temp_path(&format!("{d}/o03")).exists(), "dropped writer discards");
+    assert!(
+        !t.set.write_temp_path(&format!("{d}/o03")).exists(),
+        "dropped writer discards"
+    );
 
     let rev1 = t.set.revision(&format!("{d}/o01")).unwrap().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(5));
@@ -218,18 +240,36 @@ fn names_directories_and_listings() {
     assert_ne!(rev1, rev2);
 
     // Two components gone: listed, but not all readable.
-    std::fs::remove_file(t.set.component_path(&format!("{d}/info"), Component::Stripe1)).unwrap();
-    std::fs::remove_file(t.set.component_path(&format!("{d}/info"), Component::Stripe2)).unwrap();
+    std::fs::remove_file(
+        t.set
+            .component_path(&format!("{d}/info"), Component::Stripe1),
+    )
+    .unwrap();
+    std::fs::remove_file(
+        t.set
+            .component_path(&format!("{d}/info"), Component::Stripe2),
+    )
+    .unwrap();
     assert!(!t.set.list_dir(d, ListKind::Files).unwrap().all_readable);
 
     t.set.delete(&format!("{d}/o01")).unwrap();
     t.set.delete(&format!("{d}/o02")).unwrap();
     t.set.delete(&format!("{d}/info")).unwrap();
-    assert!(matches!(t.set.delete(&format!("{d}/o01")), Err(bb_raid::Error::NotFound { .. })));
+    assert!(matches!(
+        t.set.delete(&format!("{d}/o01")),
+        Err(bb_raid::Error::NotFound { .. })
+    ));
     assert!(t.set.list_dir(d, ListKind::Files).unwrap().names.is_empty());
     for disc in t.set.dirs() {
-        let left: Vec<_> = std::fs::read_dir(disc.join(d)).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(left, ["01"], "nothing but the subdirectory is left on {disc:?}");
+        let left: Vec<_> = std::fs::read_dir(disc.join(d))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            left,
+            ["01"],
+            "nothing but the subdirectory is left on {disc:?}"
+        );
     }
 }
 

@@ -16,7 +16,9 @@ pub struct TempSet {
 impl TempSet {
     pub fn raid(block: u64) -> TempSet {
         let dir = tempfile::tempdir().unwrap();
-        let dirs: Vec<PathBuf> = (0..3).map(|i| dir.path().join(format!("disc{i}"))).collect();
+        let dirs: Vec<PathBuf> = (0..3)
+            .map(|i| dir.path().join(format!("disc{i}")))
+            .collect();
         for d in &dirs {
             std::fs::create_dir(d).unwrap();
         }
@@ -39,7 +41,9 @@ impl TempSet {
 
 /// splitmix64-based bytes: deterministic, incompressible, different per seed.
 pub fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(len as u64);
+    let mut s = seed
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .wrapping_add(len as u64);
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
         s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -101,7 +105,21 @@ pub fn read_components(set: &DiscSet, name: &str) -> [Vec<u8>; 3] {
 
 /// The sizes store.md §6 calls edge cases for block size `b`.
 pub fn edge_sizes(b: usize) -> Vec<usize> {
-    let mut v = vec![0, 1, 7, 8, 9, b - 9, b - 8, b - 1, b, b + 1, b + 7, b + 8, b + 9];
+    let mut v = vec![
+        0,
+        1,
+        7,
+        8,
+        9,
+        b - 9,
+        b - 8,
+        b - 1,
+        b,
+        b + 1,
+        b + 7,
+        b + 8,
+        b + 9,
+    ];
     for k in [2, 3, 4, 5] {
         let m = k * b;
         v.extend([m - 9, m - 8, m - 7, m - 1, m, m + 1, m + 7, m + 8, m + 9]);
