@@ -198,6 +198,14 @@ impl RaidRead {
                 )));
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            // A dead start disc: whether a write file is there cannot be known. The
+            // components on the other discs are the best copy left (they are the same
+            // content unless a newer write file was lost with the disc), so read them
+            // rather than fail every file whose start disc died.
+            Err(e) if discs.is_raid() && is_eio(&e) => {
+                error!(set = discs.number(), name, error = %e,
+                    "write file unreadable; reading the RAID components instead");
+            }
             Err(e) => return Err(Error::io("open", &wpath, e)),
         }
         if !discs.is_raid() {

@@ -77,10 +77,13 @@ impl RaidWrite {
             .ok_or_else(|| Error::Locked { name: name.into() })?;
         // Truncate only once the lock is ours: the previous holder's bytes were
         // discarded, or belong to a crashed writer.
-        held.file
-            .set_len(0)
-            .map_err(|e| Error::io("truncate", &temp, e))?;
-        let w = BlockWriter::new(held.file, temp.clone(), discs.buffering())?;
+        if let Err(e) = held.file.set_len(0) {
+            let _ = held.release_unlink(&**fs);
+            return Err(Error::io("truncate", &temp, e));
+        }
+        let w = BlockWriter::new(held.file, temp.clone(), discs.buffering()).inspect_err(|_| {
+            let _ = remove_if_exists(&**fs, &temp);
+        })?;
         debug!(set = discs.number(), name, "raidfile write opened");
         Ok(RaidWrite {
             discs: discs.clone(),
