@@ -412,7 +412,7 @@ impl RaidRead {
                                 scored.push((n, prefer, lost, size));
                             }
                         }
-                        scored.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+                        scored.sort_by_key(|s| std::cmp::Reverse((s.0, s.1)));
                         if let [top, second, ..] = scored.as_slice() {
                             if (top.0, top.1) == (second.0, second.1) {
                                 return Err(damaged(

@@ -82,7 +82,7 @@ fn edge_sizes_match_the_layout_and_survive_any_one_loss() {
                 }
             }
             assert_eq!(rebuild(&t.set, &name).unwrap(), Rebuilt::Healthy);
-            assert!(t.set.repair_queue().len() > 0);
+            assert!(!t.set.repair_queue().is_empty());
             while t.set.repair_queue().pop().is_some() {}
         }
     }
