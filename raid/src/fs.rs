@@ -65,7 +65,7 @@ pub trait Fs: Send + Sync + fmt::Debug {
 
 /// An open file. Positional I/O only: nothing shares a file offset, so a reader can
 /// be used from `&self` and the fault layer can tell exactly what was written where.
-pub trait FsFile: Send + fmt::Debug {
+pub trait FsFile: Send + Sync + fmt::Debug {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
     /// Scatter read (`preadv`). The default reads each buffer in turn.
     fn read_vectored_at(&self, bufs: &mut [IoSliceMut<'_>], offset: u64) -> io::Result<usize> {

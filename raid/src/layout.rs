@@ -171,17 +171,8 @@ pub fn disc_usage_in_blocks(size: u64, block: u64, raid: bool) -> u64 {
 
 /// XOR `src` into `dst` (lengths may differ: the shorter one is zero-padded).
 pub fn xor_into(dst: &mut [u8], src: &[u8]) {
-    let n = dst.len().min(src.len());
-    // Word-at-a-time via chunks; the compiler vectorises this loop.
-    let (d, s) = (&mut dst[..n], &src[..n]);
-    let mut dc = d.chunks_exact_mut(8);
-    let mut sc = s.chunks_exact(8);
-    for (a, b) in (&mut dc).zip(&mut sc) {
-        let x = u64::from_ne_bytes(a[..8].try_into().unwrap_or([0; 8]))
-            ^ u64::from_ne_bytes(b[..8].try_into().unwrap_or([0; 8]));
-        a.copy_from_slice(&x.to_ne_bytes());
-    }
-    for (a, b) in dc.into_remainder().iter_mut().zip(sc.remainder()) {
+    // A plain byte loop: LLVM turns it into wide SIMD XORs.
+    for (a, b) in dst.iter_mut().zip(src) {
         *a ^= *b;
     }
 }

@@ -822,10 +822,24 @@ impl RaidRead {
     fn read_recovery(&mut self, buf: &mut [u8], off: u64) -> Result<usize> {
         let b = self.discs.block_size();
         let pair = 2 * b;
+        let chunk_pairs = (RECOVERY_CHUNK / pair).max(1);
         let mut done = 0usize;
         while done < buf.len() {
             let o = off + done as u64;
             let p = o / pair;
+            let left = (buf.len() - done) as u64;
+            // Whole pairs (or the rest of the file) requested: decode straight into
+            // the caller's buffer, no staging copy.
+            let whole = if o + left >= self.size {
+                left.div_ceil(pair)
+            } else {
+                left / pair
+            };
+            if o % pair == 0 && whole > 0 {
+                let n = whole.min(chunk_pairs).min(self.layout.pairs - p);
+                done += self.decode_pairs(p, n, Target::Caller(&mut buf[done..]))?;
+                continue;
+            }
             let covered = {
                 let Mode::Recovery { cache, .. } = &self.mode else {
                     unreachable!()
@@ -834,7 +848,8 @@ impl RaidRead {
                 !cache.data.is_empty() && o >= first && o < first + cache.data.len() as u64
             };
             if !covered {
-                self.decode_pairs(p)?;
+                let n = chunk_pairs.min(self.layout.pairs - p);
+                self.decode_pairs(p, n, Target::Cache)?;
             }
             let Mode::Recovery { cache, .. } = &self.mode else {
                 unreachable!()
@@ -847,9 +862,10 @@ impl RaidRead {
         Ok(done)
     }
 
-    /// Rebuilds the file bytes of a run of pairs starting at `first` from the surviving
-    /// stripe and the parity.
-    fn decode_pairs(&mut self, first: u64) -> Result<()> {
+    /// Rebuilds the file bytes of `npairs` pairs starting at pair `first` from the
+    /// surviving stripe and the parity, into the cache or the caller's buffer (which
+    /// must hold them). Returns the number of file bytes produced.
+    fn decode_pairs(&mut self, first: u64, npairs: u64, target: Target<'_>) -> Result<usize> {
         let b = self.discs.block_size();
         let bu = b as usize;
         let pair = 2 * b;
@@ -865,7 +881,6 @@ impl RaidRead {
         else {
             unreachable!()
         };
-        let npairs = (RECOVERY_CHUNK / pair).max(1).min(layout.pairs - first);
         let span = (npairs * b) as usize;
         cache.scratch_s.resize(span, 0);
         cache.scratch_p.resize(span, 0);
@@ -896,18 +911,30 @@ impl RaidRead {
         cache.scratch_s[gs..].fill(0);
         cache.scratch_p[gp..].fill(0);
         let bytes = ((npairs * pair).min(size - first * pair)) as usize;
-        cache.data.resize(bytes, 0);
-        cache.first_pair = first;
-        for k in 0..npairs as usize {
-            let global = first + k as u64;
-            let pblk = &mut cache.scratch_p[k * bu..(k + 1) * bu];
-            if layout.pair_has_xored_size(global) {
-                xor_into(&mut pblk[bu - 8..], &size.to_be_bytes());
+        let mut staged = Vec::new();
+        let out: &mut [u8] = match target {
+            Target::Caller(out) => &mut out[..bytes],
+            Target::Cache => {
+                staged = std::mem::take(&mut cache.data);
+                staged.resize(bytes, 0);
+                cache.first_pair = first;
+                &mut staged
             }
+        };
+        // The lost stripe's blocks: parity XOR survivor (with the XORed-in size undone
+        // in the last pair).
+        if layout.pair_has_xored_size(first + npairs - 1) {
+            let last = (npairs as usize - 1) * bu;
+            xor_into(
+                &mut cache.scratch_p[last + bu - 8..last + bu],
+                &size.to_be_bytes(),
+            );
+        }
+        xor_into(&mut cache.scratch_p, &cache.scratch_s);
+        for k in 0..npairs as usize {
+            let pblk = &cache.scratch_p[k * bu..(k + 1) * bu];
             let sblk = &cache.scratch_s[k * bu..(k + 1) * bu];
-            xor_into(pblk, sblk);
-            // pblk now holds the lost stripe's block.
-            let (first_blk, second_blk): (&[u8], &[u8]) = if *lost == 0 {
+            let (first_blk, second_blk) = if *lost == 0 {
                 (pblk, sblk)
             } else {
                 (sblk, pblk)
@@ -915,13 +942,22 @@ impl RaidRead {
             let base = k * 2 * bu;
             let end = (base + 2 * bu).min(bytes);
             let a = (end - base).min(bu);
-            cache.data[base..base + a].copy_from_slice(&first_blk[..a]);
+            out[base..base + a].copy_from_slice(&first_blk[..a]);
             if end > base + bu {
-                cache.data[base + bu..end].copy_from_slice(&second_blk[..end - base - bu]);
+                out[base + bu..end].copy_from_slice(&second_blk[..end - base - bu]);
             }
         }
-        Ok(())
+        if !staged.is_empty() || bytes == 0 {
+            cache.data = staged;
+        }
+        Ok(bytes)
     }
+}
+
+/// Where `decode_pairs` puts the bytes.
+enum Target<'a> {
+    Cache,
+    Caller(&'a mut [u8]),
 }
 
 impl Read for RaidRead {

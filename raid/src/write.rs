@@ -143,6 +143,9 @@ impl RaidWrite {
         })?;
         let fs = self.discs.fs().clone();
         let target = self.discs.write_path(&self.name);
+        if transform && self.discs.is_raid() {
+            return self.commit_and_transform(w);
+        }
         let before_rename = (|| -> Result<()> {
             w.finish()?;
             // Rule 1: nothing becomes visible before it is durable.
@@ -192,6 +195,85 @@ impl RaidWrite {
             }
         }
         Ok(out)
+    }
+
+    /// Commit and transform in one go, with the same steps and order as `commit`
+    /// followed by `transform`, but overlapped: the write file's fsync runs while the
+    /// components are produced from it (from the page cache) and synced, and the three
+    /// components' fsyncs run in parallel. Only the renames are strictly sequential:
+    /// `.rfwX` -> `.rfw` (the commit point) before any `.rfP` -> `.rf`, and those before
+    /// the `.rfw` goes.
+    fn commit_and_transform(self, mut w: BlockWriter) -> Result<Committed> {
+        let fs = self.discs.fs().clone();
+        let target = self.discs.write_path(&self.name);
+        let discard = |e: Error| {
+            let _ = remove_if_exists(&*fs, &self.temp);
+            Err(e)
+        };
+        if let Err(e) = w.finish() {
+            return discard(e);
+        }
+        // Any transform of an older `.rfw` must finish first: it uses the `.rfP` names,
+        // and must not unlink our `.rfw` when it ends.
+        let older = match lock_path(&*fs, &target, false, true) {
+            Ok(l) => l,
+            Err(e) => return discard(Error::io("lock", &target, e)),
+        };
+        let size = w.len();
+        let (synced, produced) = std::thread::scope(|s| {
+            let sync = s.spawn(|| w.sync());
+            let produced = produce_components(&self.discs, &self.name, &*w.file, &self.temp, size);
+            let synced = sync.join().unwrap_or_else(|_| {
+                Err(Error::Invalid {
+                    name: self.name.clone(),
+                    detail: "the sync thread panicked".into(),
+                })
+            });
+            (synced, produced)
+        });
+        if let Err(e) = synced {
+            remove_temps(&self.discs, &self.name);
+            return discard(e);
+        }
+        // Rule 1 holds for the write file: commit it.
+        if let Err(e) = fs.rename(&self.temp, &target) {
+            remove_temps(&self.discs, &self.name);
+            return discard(Error::io("rename", &self.temp, e));
+        }
+        drop(older);
+        if let Err(e) = sync_dir(&*fs, parent(&target)) {
+            // Committed, but whether the rename is durable is unknown: say so, and
+            // leave the transform to raidify.
+            remove_temps(&self.discs, &self.name);
+            self.discs.repair_queue().push(&self.name);
+            return Err(e);
+        }
+        debug!(set = self.discs.number(), name = %self.name, "raidfile committed");
+        let held = Locked {
+            file: w.file,
+            path: target,
+        };
+        let installed = produced
+            .and_then(|()| install_components(&self.discs, &self.name))
+            .and_then(|()| retire_write_file(&self.discs, &held));
+        match installed {
+            Ok(()) => Ok(Committed {
+                transformed: true,
+                transform_error: None,
+            }),
+            Err(e) => {
+                if fs.stat(&held.path).is_ok() {
+                    remove_components(&self.discs, &self.name);
+                }
+                warn!(set = self.discs.number(), name = %self.name, error = %e,
+                    "transform failed; file stays a write file, queued for raidify");
+                self.discs.repair_queue().push(&self.name);
+                Ok(Committed {
+                    transformed: false,
+                    transform_error: Some(e),
+                })
+            }
+        }
     }
 
     /// Throws the written bytes away: unlink `.rfwX` (while locked), then close.
@@ -292,76 +374,116 @@ pub fn transform(discs: &DiscSet, name: &str) -> Result<Transformed> {
     result
 }
 
-/// Transform with the `.rfw` already locked by the caller.
-pub(crate) fn transform_locked(discs: &DiscSet, name: &str, held: Locked) -> Result<()> {
-    let fs = discs.fs().clone();
-    let size = held
-        .file
-        .stat()
-        .map_err(|e| Error::io("stat", &held.path, e))?
-        .len;
-    let temps: Vec<PathBuf> = Component::ALL
-        .iter()
-        .map(|&c| discs.component_path_ext(name, c, EXT_COMPONENT_TEMP))
-        .collect();
-    let finals: Vec<PathBuf> = Component::ALL
-        .iter()
-        .map(|&c| discs.component_path(name, c))
-        .collect();
+fn temp_paths(discs: &DiscSet, name: &str) -> [PathBuf; 3] {
+    Component::ALL.map(|c| discs.component_path_ext(name, c, EXT_COMPONENT_TEMP))
+}
 
-    let produce = || -> Result<()> {
-        // Leftovers of a transform that crashed: nobody else can be producing these
-        // while we hold the write-file lock.
-        for t in &temps {
-            remove_if_exists(&*fs, t)?;
-        }
-        let mut ws = Vec::with_capacity(3);
-        for t in &temps {
-            let f = fs
-                .open(t, OpenMode::CreateNew)
-                .map_err(|e| Error::io("create", t, e))?;
-            ws.push(BlockWriter::new(f, t.clone(), discs.buffering())?);
-        }
-        let [w1, w2, wp] = ws.as_mut_slice() else {
-            return Err(Error::Invalid {
-                name: name.into(),
-                detail: "internal: three writers".into(),
+fn final_paths(discs: &DiscSet, name: &str) -> [PathBuf; 3] {
+    Component::ALL.map(|c| discs.component_path(name, c))
+}
+
+/// Runs `f` on each item on its own thread (the items are on different discs, so
+/// their fsyncs proceed in parallel instead of one after another).
+fn each_in_parallel<T: Sync>(items: &[T], f: impl Fn(&T) -> Result<()> + Sync) -> Result<()> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items.iter().map(|it| s.spawn(|| f(it))).collect();
+        let mut first = Ok(());
+        for h in handles {
+            let r = h.join().unwrap_or_else(|_| {
+                Err(Error::Invalid {
+                    name: String::new(),
+                    detail: "a sync thread panicked".into(),
+                })
             });
-        };
-        let mut src = FileSource {
-            file: &*held.file,
-            path: &held.path,
-        };
-        write_components(
-            &mut src,
-            size,
-            discs.block_size(),
-            [Some(w1), Some(w2), Some(wp)],
-        )?;
-        // Rule 1 again: components are durable before they replace anything.
-        for w in ws.iter_mut() {
-            w.finish()?;
-            w.sync()?;
+            if first.is_ok() {
+                first = r;
+            }
         }
-        drop(ws);
-        for (t, f) in temps.iter().zip(&finals) {
-            fs.rename(t, f).map_err(|e| Error::io("rename", t, e))?;
-        }
-        for f in &finals {
-            sync_dir(&*fs, parent(f))?;
-        }
-        Ok(())
-    };
-    if let Err(e) = produce() {
-        // 0.13 does the same: the write file remains and is the readable copy; half a
-        // set of new components mixed with old ones must not survive it.
-        for p in temps.iter().chain(&finals) {
-            let _ = fs.remove_file(p);
-        }
-        return Err(e);
+        first
+    })
+}
+
+/// Writes the three `.rfP` files from `src` and makes them durable. The caller holds
+/// the write-file lock (or the `.rfwX` lock with the older `.rfw` locked), so nobody
+/// else uses these names.
+fn produce_components(
+    discs: &DiscSet,
+    name: &str,
+    src: &dyn FsFile,
+    src_path: &Path,
+    size: u64,
+) -> Result<()> {
+    let fs = discs.fs().clone();
+    let temps = temp_paths(discs, name);
+    // Leftovers of a transform that crashed.
+    for t in &temps {
+        remove_if_exists(&*fs, t)?;
     }
-    // Rule 2: the write file goes only after its components are durable, and only if
-    // it is still the file we read.
+    let mut ws = Vec::with_capacity(3);
+    for t in &temps {
+        let f = fs
+            .open(t, OpenMode::CreateNew)
+            .map_err(|e| Error::io("create", t, e))?;
+        ws.push(BlockWriter::new(f, t.clone(), discs.buffering())?);
+    }
+    let [w1, w2, wp] = ws.as_mut_slice() else {
+        return Err(Error::Invalid {
+            name: name.into(),
+            detail: "internal: three writers".into(),
+        });
+    };
+    let mut source = FileSource {
+        file: src,
+        path: src_path,
+    };
+    write_components(
+        &mut source,
+        size,
+        discs.block_size(),
+        [Some(w1), Some(w2), Some(wp)],
+    )?;
+    for w in ws.iter_mut() {
+        w.finish()?;
+    }
+    // Rule 1 again: components are durable before they replace anything.
+    each_in_parallel(&ws, BlockWriter::sync)
+}
+
+/// Renames the `.rfP` files over the `.rf` names and makes the renames durable.
+fn install_components(discs: &DiscSet, name: &str) -> Result<()> {
+    let fs = discs.fs().clone();
+    let finals = final_paths(discs, name);
+    for (t, f) in temp_paths(discs, name).iter().zip(&finals) {
+        fs.rename(t, f).map_err(|e| Error::io("rename", t, e))?;
+    }
+    each_in_parallel(&finals, |f| sync_dir(&*fs, parent(f)))
+}
+
+/// Before the commit point only our temporaries may go: the `.rf` files are still the
+/// previous version's.
+fn remove_temps(discs: &DiscSet, name: &str) {
+    let fs = discs.fs();
+    for p in temp_paths(discs, name).iter() {
+        let _ = fs.remove_file(p);
+    }
+}
+
+/// After a failed transform: 0.13 does the same. The write file remains and is the
+/// readable copy; half a set of new components mixed with old ones must not survive.
+fn remove_components(discs: &DiscSet, name: &str) {
+    let fs = discs.fs();
+    for p in temp_paths(discs, name)
+        .iter()
+        .chain(&final_paths(discs, name))
+    {
+        let _ = fs.remove_file(p);
+    }
+}
+
+/// Rule 2: the write file goes only after its components are durable, and only if it
+/// is still the file we read.
+fn retire_write_file(discs: &DiscSet, held: &Locked) -> Result<()> {
+    let fs = discs.fs().clone();
     if held
         .still_at(&*fs, &held.path)
         .map_err(|e| Error::io("stat", &held.path, e))?
@@ -370,6 +492,23 @@ pub(crate) fn transform_locked(discs: &DiscSet, name: &str, held: Locked) -> Res
             .map_err(|e| Error::io("unlink", &held.path, e))?;
         sync_dir(&*fs, parent(&held.path))?;
     }
+    Ok(())
+}
+
+/// Transform with the `.rfw` already locked by the caller.
+pub(crate) fn transform_locked(discs: &DiscSet, name: &str, held: Locked) -> Result<()> {
+    let size = held
+        .file
+        .stat()
+        .map_err(|e| Error::io("stat", &held.path, e))?
+        .len;
+    let made = produce_components(discs, name, &*held.file, &held.path, size)
+        .and_then(|()| install_components(discs, name));
+    if let Err(e) = made {
+        remove_components(discs, name);
+        return Err(e);
+    }
+    retire_write_file(discs, &held)?;
     debug!(set = discs.number(), name, size, "raidfile transformed");
     Ok(())
 }
