@@ -39,6 +39,14 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// Lets the disc go quiet before the next measurement: the filesystem is mounted
+/// with `discard`, so the blocks freed by the previous step are trimmed at a later
+/// journal commit, which would otherwise land in the next step's timing.
+fn settle() {
+    let _ = std::process::Command::new("sync").status();
+    std::thread::sleep(Duration::from_millis(1500));
+}
+
 fn sync_dir(d: &Path) {
     File::open(d).unwrap().sync_all().unwrap();
 }
@@ -107,6 +115,7 @@ fn main() {
     for _ in 0..runs {
         // Plain copy of the file (copy_file_range) up to durability.
         let dst = base.join("copy");
+        settle();
         let s = Instant::now();
         std::fs::copy(&src, &dst).unwrap();
         File::open(&dst).unwrap().sync_all().unwrap();
@@ -115,6 +124,7 @@ fn main() {
         std::fs::remove_file(&dst).unwrap();
 
         // Plain write of the bytes from memory, 1 MiB per write, up to durability.
+        settle();
         let s = Instant::now();
         let mut f = File::create(&dst).unwrap();
         for c in content.chunks(CHUNK) {
@@ -127,13 +137,13 @@ fn main() {
         let s = Instant::now();
         assert_eq!(read_plain(&dst), len);
         t.entry("plain read").or_default().push(s.elapsed());
-        std::fs::remove_file(&dst).unwrap();
 
         for (label, buffering) in [
             ("raid write", Buffering::Blocks),
             ("raid write unbuffered", Buffering::None),
         ] {
             let rs = set(&base.join(label.replace(' ', "-")), buffering);
+            settle();
             let s = Instant::now();
             let mut w = RaidWrite::create(&rs, "f", Overwrite::Allow).unwrap();
             // The store writes objects in protocol-sized pieces; 4 KiB here, so the
@@ -157,6 +167,7 @@ fn main() {
             }
             rs.delete("f").unwrap();
         }
+        std::fs::remove_file(&dst).ok();
     }
     let mbps = |d: Duration| (len as f64 / (1 << 20) as f64) / d.as_secs_f64();
     let med: std::collections::BTreeMap<&str, Duration> =
