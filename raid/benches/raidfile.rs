@@ -138,6 +138,29 @@ fn main() {
         assert_eq!(read_plain(&dst), len);
         t.entry("plain read").or_default().push(s.elapsed());
 
+        // The bytes a RAID write has to make durable, written plainly: 2.5x (the write
+        // file and the three components) is the disc's own limit for a RAID write, and
+        // 1.5x (components only) the limit of any scheme that skips the write file.
+        for (label, n) in [
+            ("plain write 1.5x", len * 3 / 2),
+            ("plain write 2.5x", len * 5 / 2),
+        ] {
+            let extra = base.join("extra");
+            settle();
+            let s = Instant::now();
+            let mut f = File::create(&extra).unwrap();
+            let mut left = n;
+            while left > 0 {
+                let k = left.min(CHUNK);
+                f.write_all(&content[..k]).unwrap();
+                left -= k;
+            }
+            f.sync_all().unwrap();
+            sync_dir(base);
+            t.entry(label).or_default().push(s.elapsed());
+            std::fs::remove_file(&extra).unwrap();
+        }
+
         for (label, buffering) in [
             ("raid write", Buffering::Blocks),
             ("raid write unbuffered", Buffering::None),
