@@ -492,7 +492,9 @@ impl Checker {
             },
         };
         let raidify = self.config.raidify && !(self.config.keep_as_write_file)(&name);
-        let size = self.discs.size(&name).unwrap_or(0);
+        // Pace the walk by the bytes it reads (queued repairs are not paced). Sizes
+        // from stat: opening the file here would queue a damaged one a second time.
+        let size = if queued { 0 } else { self.stat_size(&name) };
         let result = if queued {
             rebuild(&self.discs, &name).map(|r| match r {
                 Rebuilt::Busy => Checked::Busy,
@@ -517,6 +519,19 @@ impl Checker {
             queued,
             result,
         })
+    }
+
+    /// The bytes a check of `name` reads: its write file, or its two stripes.
+    fn stat_size(&self, name: &str) -> u64 {
+        let fs = self.discs.fs();
+        if let Ok(m) = fs.stat(&self.discs.write_path(name)) {
+            return m.len;
+        }
+        [Component::Stripe1, Component::Stripe2]
+            .iter()
+            .filter_map(|&c| fs.stat(&self.discs.component_path(name, c)).ok())
+            .map(|m| m.len)
+            .sum()
     }
 
     /// How long to wait before the next walk step to stay within the byte rate.

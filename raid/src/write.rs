@@ -75,6 +75,12 @@ impl RaidWrite {
         let held = lock_path(&**fs, &temp, true, false)
             .map_err(|e| Error::io("open and lock", &temp, e))?
             .ok_or_else(|| Error::Locked { name: name.into() })?;
+        // Checked again under the lock: another writer may have committed the name
+        // between the first check and our lock.
+        if overwrite == Overwrite::Deny && discs.exists(name)? {
+            let _ = held.release_unlink(&**fs);
+            return Err(Error::AlreadyExists { name: name.into() });
+        }
         // Truncate only once the lock is ours: the previous holder's bytes were
         // discarded, or belong to a crashed writer.
         if let Err(e) = held.file.set_len(0) {
