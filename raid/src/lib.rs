@@ -29,7 +29,12 @@
 //!   they become `.rf`.
 //! * **Rule 2: the `.rfw` is the last thing to go.** It is unlinked only after all three
 //!   components are durable in place, and only if it is still the file that was read.
-//! * **Readers prefer `.rfw`.** Components are only ever made from a `.rfw`, and a
+//!   `commit(true)` overlaps the write file's fsync with producing and syncing the
+//!   components (from the same bytes, still under the writer's lock), and the new
+//!   components are renamed into place only after the write file is committed, so the
+//!   visible steps keep this order.
+//! * **Readers prefer `.rfw`.** Components only ever appear from a committed `.rfw`'s
+//!   bytes (or are rebuilt from their two siblings), and a
 //!   `.rfw` is removed only after its components are complete, so whenever a `.rfw`
 //!   exists it is at least as new as any components beside it, and the components may
 //!   be stale, half-renamed or half-written. Preferring it is what makes every crash
