@@ -219,6 +219,39 @@ pub fn manifest(round: u32) -> HashMap<Vec<u8>, ManifestEntry> {
     out
 }
 
+/// Unpacks a `.tar.gz` of the pack into memory keyed by the raw path bytes
+/// (names that are not UTF-8 stay exact): regular files only.
+pub fn unpack_raw(tarball: &str) -> HashMap<Vec<u8>, Vec<u8>> {
+    let gz = flate2::read::GzDecoder::new(std::io::Cursor::new(read_fixture(tarball)));
+    let mut archive = tar::Archive::new(gz);
+    let mut files = HashMap::new();
+    let mut hard_links = Vec::new();
+    for entry in archive.entries().expect("reading tar") {
+        let mut entry = entry.expect("tar entry");
+        if entry.header().entry_type().is_hard_link() {
+            let target = entry
+                .link_name_bytes()
+                .expect("hard link target")
+                .into_owned();
+            hard_links.push((entry.path_bytes().into_owned(), target));
+            continue;
+        }
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry.path_bytes().into_owned();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).expect("tar data");
+        files.insert(path, bytes);
+    }
+    // A hard link is a second name for the same content.
+    for (path, target) in hard_links {
+        let bytes = files[&target].clone();
+        files.insert(path, bytes);
+    }
+    files
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
