@@ -413,19 +413,8 @@ pub fn compare_clear(a: &[u8], b: &[u8], how: CompareOptions) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::{hex, unhex};
     use proptest::prelude::*;
-
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
-
-    fn unhex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     /// §4.2 clear example: uid/gid 1000, both times 1577934245123456, 0100644.
     fn example() -> UnixAttributes {

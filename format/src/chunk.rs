@@ -461,11 +461,8 @@ pub fn decode_chunk(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::hex;
     use proptest::prelude::*;
-
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
 
     fn splitmix(seed: u64, n: usize) -> Vec<u8> {
         let mut x = seed;

@@ -201,10 +201,7 @@ impl Keys {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
+    use crate::test_util::hex;
 
     /// formats.md §2.4: "hello world\n", uncompressed, IV 00..0f.
     #[test]

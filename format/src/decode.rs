@@ -535,15 +535,8 @@ mod tests {
     use crate::index::{BlockClear, encrypt_entry};
     use crate::layout::{FileLayout, to_stream_order};
     use crate::recipe::{Instruction, Recipe};
+    use crate::test_util::unhex;
     use proptest::prelude::*;
-
-    fn unhex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     /// The real `hello.txt` object of formats.md §8.
     fn hello_object() -> Vec<u8> {

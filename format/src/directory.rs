@@ -353,15 +353,8 @@ impl Directory {
 mod tests {
     use super::*;
     use crate::keys::Keys;
+    use crate::test_util::unhex;
     use proptest::prelude::*;
-
-    fn unhex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     const FRESH_ROOT: &str =
         "4449525f 00000000 0000000000000001 0000000000000001 0000000000000000 00000000 00000000";

@@ -121,10 +121,7 @@ impl EncodedName {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
+    use crate::test_util::hex;
 
     /// formats.md §3 examples.
     #[test]

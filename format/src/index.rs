@@ -256,10 +256,7 @@ impl BlockIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
+    use crate::test_util::hex;
 
     /// formats.md §2.3 worked example.
     #[test]

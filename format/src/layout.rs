@@ -253,14 +253,7 @@ pub fn to_stream_order(layout: &FileLayout<'_>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn unhex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::test_util::unhex;
 
     /// The real `hello.txt` object of formats.md §8.
     pub(crate) fn hello_object() -> Vec<u8> {

@@ -40,3 +40,20 @@ pub use keys::Keys;
 
 /// Microseconds since the Unix epoch, as Box Backup stores every time.
 pub type BoxTime = i64;
+
+#[cfg(test)]
+mod test_util {
+    /// Lowercase hex of `b`, for comparing with the spec's vectors.
+    pub fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    /// Bytes from hex, ignoring white space (the spec's vectors are spaced).
+    pub fn unhex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+}

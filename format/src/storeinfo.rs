@@ -237,15 +237,8 @@ fn read_deleted_directories(r: &mut Reader<'_>, count: i64) -> Result<Vec<i64>> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::unhex;
     use proptest::prelude::*;
-
-    fn unhex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     /// store.md §4.1: a fresh account (ID 1, 2048-byte blocks, limits 10M/20M)
     /// after its root directory was written.
