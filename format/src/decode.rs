@@ -535,22 +535,8 @@ mod tests {
     use crate::index::{BlockClear, encrypt_entry};
     use crate::layout::{FileLayout, to_stream_order};
     use crate::recipe::{Instruction, Recipe};
-    use crate::test_util::unhex;
+    use crate::test_util::hello_object;
     use proptest::prelude::*;
-
-    /// The real `hello.txt` object of formats.md §8.
-    fn hello_object() -> Vec<u8> {
-        unhex(
-            "66696c65 0000000000000001 0000000000000002 00059b1f7228d580 00001080 00000000
-             4a00e1457017b169022135d057bca97e58a6
-             00000061 022f3a6ae0eae178e9aa442e36ed77d3b58b9133d019953aed19387291578cf4
-             26f1248bd0170a26bc4f8d53bebc945c9e69c2c3c5d38882b07bfaed5f0daf8d
-             090dde2e33e16fe4d1b70321028b90589b8c50698a836852a9b6c819e6a5674223
-             04 916c02086fca925c1975e8166eb23f84 920f0e34990ae95ed0d6e661c1a1ac9c
-             62696478 0000000000000000 068b90eda9b586b4 0000000000000001
-             0000000000000021 df2d418f6671dc0ec4528e24182948868949b237eb6844d7",
-        )
-    }
 
     fn stream_decode(k: &Keys, stream: &[u8]) -> Result<DecodedFile> {
         let mut d = StreamDecoder::new(k, stream)?;
