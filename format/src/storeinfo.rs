@@ -157,27 +157,18 @@ impl StoreInfo {
         let _options = r.u32_be()?;
         let count = r.i64_be()?;
         let deleted_directories = read_deleted_directories(&mut r, count)?;
-        // v1 has no name, current-file blocks, file counts or enabled flag; they
-        // load as empty/0/enabled, and everything left over is extra data.
+        // v1 has no name, current-file blocks, file counts or enabled flag: they
+        // are what a fresh account has. Everything left over is extra data.
         Ok(StoreInfo {
-            account_id,
-            account_name: Vec::new(),
             client_store_marker,
             last_object_id_used,
             blocks_used,
-            blocks_in_current_files: 0,
             blocks_in_old_files,
             blocks_in_deleted_files,
             blocks_in_directories,
-            blocks_soft_limit,
-            blocks_hard_limit,
-            num_current_files: 0,
-            num_old_files: 0,
-            num_deleted_files: 0,
-            num_directories: 0,
             deleted_directories,
-            account_enabled: true,
             extra_data: r.rest().to_vec(),
+            ..StoreInfo::new(account_id, blocks_soft_limit, blocks_hard_limit)
         })
     }
 
