@@ -5,3 +5,5 @@
 //! protocol commands; the binaries bbstored, bbstoreaccounts and raidfile-config.
 //!
 //! Must not know: the client's keys. The store sees only encrypted objects.
+
+pub mod server;
