@@ -6,3 +6,4 @@
 //! store through its transport-free API.
 
 pub mod config;
+pub mod runtime;
