@@ -6,4 +6,5 @@
 //! store through its transport-free API.
 
 pub mod config;
+pub mod options;
 pub mod runtime;

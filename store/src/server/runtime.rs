@@ -133,7 +133,7 @@ where
                         let serve = serve.clone();
                         let spawned = std::thread::Builder::new()
                             .name(format!("session {peer}"))
-                            .stack_size(256 * 1024)
+                            .stack_size(1024 * 1024)
                             .spawn(move || {
                                 let _guard = guard;
                                 serve(stream, peer);

@@ -1,0 +1,164 @@
+//! bbstored's command line, as 0.13 reads it: `bbstored [options] [config file]`.
+//!
+//! 0.13 forks into the background unless -F or -D; we do the same by
+//! re-running ourselves detached (no fork in a threaded process). Log options
+//! map onto a tracing level.
+
+use std::path::PathBuf;
+
+use super::config::DEFAULT_CONFIG;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub config: PathBuf,
+    /// -F or -D: stay in the foreground.
+    pub foreground: bool,
+    /// -D: 0.13's single-client debugging mode; here the same as -F.
+    pub debug: bool,
+    /// Verbosity: 0 = errors ... 5 = everything; 0.13's default is notice (2).
+    pub verbosity: i32,
+    /// -o <file>: also log to this file.
+    pub log_file: Option<PathBuf>,
+    /// -T / -U: timestamps on console lines.
+    pub timestamps: bool,
+    /// -t <tag>
+    pub tag: Option<String>,
+}
+
+pub const USAGE: &str = "Usage: bbstored [options] [config file]
+
+Options:
+  -c <file>  Use the specified configuration file. If -c is omitted, the last
+             argument is the configuration file, or else the default
+             [/etc/boxbackup/bbstored.conf]
+  -D         Debugging mode, do not fork, one process only
+  -F         Do not fork into background
+  -k, -K     Accepted for compatibility (console logging follows -F)
+  -o <file>  Log to a file as well
+  -O <level> Accepted for compatibility
+  -P         Accepted for compatibility
+  -q         Run more quietly, reduce verbosity level by one, can repeat
+  -Q         Run at minimum verbosity
+  -t <tag>   Tag console output with specified marker
+  -T, -U     Timestamp console output
+  -v         Run more verbosely, increase verbosity level by one, can repeat
+  -V         Run at maximum verbosity
+  -W <level> Set verbosity to error/warning/notice/info/trace/everything
+  -h         Show this help
+";
+
+/// `Err(message)` for a bad command line; `Ok(None)` for -h.
+pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Options>, String> {
+    let mut o = Options {
+        config: PathBuf::from(DEFAULT_CONFIG),
+        foreground: false,
+        debug: false,
+        verbosity: 2,
+        log_file: None,
+        timestamps: false,
+        tag: None,
+    };
+    let mut config: Option<PathBuf> = None;
+    let mut it = args.into_iter().peekable();
+    let mut positional = Vec::new();
+    while let Some(a) = it.next() {
+        if !a.starts_with('-') || a == "-" {
+            positional.push(a);
+            continue;
+        }
+        let mut chars = a[1..].chars();
+        while let Some(c) = chars.next() {
+            // Options with a value take the rest of this word or the next word.
+            let mut value = || -> Result<String, String> {
+                let rest: String = chars.by_ref().collect();
+                if !rest.is_empty() {
+                    return Ok(rest);
+                }
+                it.next()
+                    .ok_or_else(|| format!("option -{c} needs a value"))
+            };
+            match c {
+                'c' => config = Some(PathBuf::from(value()?)),
+                'D' => {
+                    o.debug = true;
+                    o.foreground = true;
+                }
+                'F' => o.foreground = true,
+                'k' | 'K' | 'P' | 'N' => {}
+                'o' => o.log_file = Some(PathBuf::from(value()?)),
+                'O' | 'L' => {
+                    value()?;
+                }
+                'q' => o.verbosity -= 1,
+                'Q' => o.verbosity = 0,
+                'v' => o.verbosity += 1,
+                'V' => o.verbosity = 5,
+                'W' => {
+                    let v = value()?;
+                    o.verbosity = match v.as_str() {
+                        "error" => 0,
+                        "warning" => 1,
+                        "notice" => 2,
+                        "info" => 3,
+                        "trace" => 4,
+                        "everything" => 5,
+                        _ => return Err(format!("unknown verbosity level '{v}'")),
+                    };
+                }
+                't' => o.tag = Some(value()?),
+                'T' | 'U' => o.timestamps = true,
+                'h' => return Ok(None),
+                _ => return Err(format!("Unknown option on command line: '{c}'")),
+            }
+        }
+    }
+    match (config, positional.len()) {
+        (Some(c), 0) => o.config = c,
+        (None, 0) => {}
+        (None, 1) => o.config = PathBuf::from(&positional[0]),
+        _ => return Err(format!("unexpected arguments: {}", positional.join(" "))),
+    }
+    o.verbosity = o.verbosity.clamp(0, 5);
+    Ok(Some(o))
+}
+
+impl Options {
+    /// The tracing filter for this verbosity (0.13's notice is our info).
+    pub fn filter(&self) -> &'static str {
+        match self.verbosity {
+            0 => "error",
+            1 => "warn",
+            2 | 3 => "info",
+            4 => "debug",
+            _ => "trace",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(a: &[&str]) -> Result<Option<Options>, String> {
+        parse(a.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn reads_013_command_lines() {
+        let o = p(&["-F", "-c", "/x/b.conf"]).unwrap().unwrap();
+        assert!(o.foreground);
+        assert_eq!(o.config, PathBuf::from("/x/b.conf"));
+        let o = p(&["/y/b.conf"]).unwrap().unwrap();
+        assert_eq!(o.config, PathBuf::from("/y/b.conf"));
+        assert!(!o.foreground);
+        let o = p(&[]).unwrap().unwrap();
+        assert_eq!(o.config, PathBuf::from(DEFAULT_CONFIG));
+        let o = p(&["-Fvv", "-c/z"]).unwrap().unwrap();
+        assert_eq!((o.verbosity, o.config.clone()), (4, PathBuf::from("/z")));
+        assert_eq!(p(&["-W", "error"]).unwrap().unwrap().verbosity, 0);
+        assert!(p(&["-h"]).unwrap().is_none());
+        assert!(p(&["-x"]).unwrap_err().contains("'x'"));
+        assert!(p(&["-c"]).is_err());
+        assert!(p(&["a", "b"]).is_err());
+    }
+}
