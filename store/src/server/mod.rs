@@ -6,5 +6,6 @@
 //! store through its transport-free API.
 
 pub mod config;
+pub mod connection;
 pub mod options;
 pub mod runtime;
