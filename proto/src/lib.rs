@@ -6,3 +6,5 @@
 //! decoders read from a slice, returning `Ok(None)` when they need more bytes.
 //!
 //! Must not know: sockets, TLS, files, or what the messages mean to a store.
+
+pub mod pki;
