@@ -8,7 +8,10 @@
 //! object-name stream ([`names`]). Encoders append to a `Vec<u8>`; decoders read
 //! from a slice and return `Ok(None)` when they need more bytes.
 //!
-//! Must not know: sockets, TLS, files, time, or what the messages mean to a store.
+//! Must not know: sockets, files, time, or what the messages mean to a store. The
+//! one exception is [`pki`]: TLS configuration and certificate checks that both
+//! ends need (it builds rustls configs and verifies certificates, still without
+//! touching a socket).
 //! Any error from a decoder means the connection is out of step and must be
 //! closed; the protocol's own error replies are ordinary [`Reply::Error`] values.
 //!
@@ -61,6 +64,7 @@ pub mod ident;
 pub mod message;
 pub mod names;
 pub mod object;
+pub mod pki;
 pub mod stream;
 mod wire;
 
