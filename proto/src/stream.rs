@@ -53,7 +53,7 @@ pub enum StreamHeader {
 impl StreamHeader {
     /// The form 0.13 sends for `len` bytes known up front: sized for
     /// 1..=0x7FFFFFFF bytes, chunked otherwise (including 0, which 0.13's
-    /// sender refuses to send sized, so nothing is is an empty chunked stream).
+    /// sender refuses to send sized: nothing goes out as an empty chunked stream).
     pub fn for_len(len: u64) -> StreamHeader {
         if (1..=MAX_SIZED_SEND).contains(&len) {
             StreamHeader::Sized(len as u32)
