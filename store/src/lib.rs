@@ -40,7 +40,9 @@
 pub mod account;
 pub mod accounts;
 pub mod error;
+pub mod memory;
 pub mod objects;
+pub mod ops;
 pub mod verify;
 
 pub use account::{Account, Mode, ROOT_DIRECTORY_ID};

@@ -2,6 +2,8 @@
 //! usable by both our code and the real 0.13 `bbstoreaccounts`.
 #![allow(dead_code)]
 
+pub mod files;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
