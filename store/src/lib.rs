@@ -34,6 +34,11 @@
 //!   [`account::create_account_storage`] (storage only), [`account::parse_limit`].
 //! * [`verify::verify_file`]: the structural check of formats.md §2.8 over
 //!   positional reads (uploads are checked on disc before commit).
+//! * [`ops`]: every protocol command's store side as `Account` methods
+//!   (`store_file`, `get_file`, `list_directory`, `move_object`, ...), streams in
+//!   as `Read`, out as [`ops::ObjectStream`]; on error an incoming stream may be
+//!   left partly unread for the session to drain.
+//! * [`memory::MemObjects`]: the in-memory fake `ObjectStore` for tests.
 //! * [`error::Error`] with [`error::Error::kind`] -> [`error::StoreErrorKind`], Box
 //!   Backup's protocol error sub-codes (`sub_code()`), `None` for internal failures.
 
