@@ -79,7 +79,7 @@ pub mod error;
 pub mod fault;
 pub mod fs;
 pub mod layout;
-mod lock;
+pub mod lock;
 pub mod ops;
 pub mod read;
 pub mod recover;

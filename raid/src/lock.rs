@@ -23,16 +23,16 @@ use std::path::{Path, PathBuf};
 
 use crate::fs::{Fs, FsFile, OpenMode};
 
-/// A held lock; the file stays open (and locked) until this is dropped.
+/// A held lock (also used by bb-store for the account's `write.lock`); the file stays open (and locked) until this is dropped.
 #[derive(Debug)]
-pub(crate) struct Locked {
+pub struct Locked {
     pub(crate) file: Box<dyn FsFile>,
     pub(crate) path: PathBuf,
 }
 
 /// Locks `path`, creating it if `create`. Returns `Ok(None)` when it is busy (and
 /// `blocking` is false) or, without `create`, when it does not exist.
-pub(crate) fn lock_path(
+pub fn lock_path(
     fs: &dyn Fs,
     path: &Path,
     create: bool,
@@ -80,8 +80,13 @@ pub(crate) fn lock_path(
 }
 
 impl Locked {
+    /// The locked path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// True if `path` still names the locked file.
-    pub(crate) fn still_at(&self, fs: &dyn Fs, path: &Path) -> io::Result<bool> {
+    pub fn still_at(&self, fs: &dyn Fs, path: &Path) -> io::Result<bool> {
         let held = self.file.stat()?;
         match fs.stat(path) {
             Ok(now) => Ok(now.dev == held.dev && now.ino == held.ino),
@@ -91,7 +96,7 @@ impl Locked {
     }
 
     /// Releases a pure lock file: unlink while still holding it, then close.
-    pub(crate) fn release_unlink(self, fs: &dyn Fs) -> io::Result<()> {
+    pub fn release_unlink(self, fs: &dyn Fs) -> io::Result<()> {
         if self.still_at(fs, &self.path)? {
             match fs.remove_file(&self.path) {
                 Ok(()) => {}

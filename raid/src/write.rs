@@ -138,6 +138,16 @@ impl RaidWrite {
         &self.name
     }
 
+    /// Reads back bytes written so far, before commit (a server verifies an upload
+    /// it has streamed to disc without keeping it in memory). Flushes the buffer
+    /// first, so call it once writing is done. Short only at the end of the file.
+    pub fn read_back_at(&mut self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        let w = self.writer()?;
+        w.flush()?;
+        crate::fs::read_full_at(&*w.file, buf, offset)
+            .map_err(|e| Error::io("read back", &w.path, e))
+    }
+
     /// Makes the file visible: flush, fsync, rename `.rfwX` -> `.rfw` while still
     /// holding the lock, fsync the directory. Then, if `transform` and this is a RAID
     /// set, turns it into components (a failure there leaves it committed as a write
