@@ -437,7 +437,16 @@ fn intermediates_up_to_two_v3_cas() {
     )
     .unwrap();
     assert!(
-        pki::verify_chain(&cas, None, &algs, &leaf, std::slice::from_ref(&i2), Usage::Client, now).is_err()
+        pki::verify_chain(
+            &cas,
+            None,
+            &algs,
+            &leaf,
+            std::slice::from_ref(&i2),
+            Usage::Client,
+            now
+        )
+        .is_err()
     );
     assert!(pki::verify_chain(&cas, None, &algs, &leaf, &[], Usage::Client, now).is_err());
 

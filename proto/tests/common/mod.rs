@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+pub mod bb013;
+
 use bb_proto::pki::{self, CnRule};
 
 pub const FIX: &str = "/work/shared/fixtures/bb013";
