@@ -37,10 +37,19 @@ pub enum KeyKind {
 }
 
 /// A private key, with the PEM text written to disc (PKCS#8, as OpenSSL 3 writes).
-#[derive(Debug)]
 pub struct GeneratedKey {
     pub key_pair: KeyPair,
     pub pem: String,
+}
+
+impl std::fmt::Debug for GeneratedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.debug_struct("GeneratedKey")
+            .field("key_pair", &self.key_pair)
+            .field("pem", &"[secret key elided]")
+            .finish()
+    }
 }
 
 fn certs_err(what: &str, e: impl std::fmt::Display) -> Error {

@@ -248,7 +248,16 @@ pub fn verify_chain(
                     check_time(&ca, now)?;
                     return Ok(());
                 }
-                Err(e) => last_err = Some(untrusted(&current, e)),
+                Err(e) => {
+                    last_err = Some(untrusted(
+                        &current,
+                        format!(
+                            "{e} with the key of trusted CA '{}' (issued by another CA of \
+                             the same name?)",
+                            ca.subject_text()
+                        ),
+                    ))
+                }
             }
         }
         if depth == 2 {
