@@ -49,6 +49,7 @@ pub mod memory;
 pub mod objects;
 pub mod ops;
 pub mod server;
+pub mod session;
 pub mod verify;
 
 pub use account::{Account, Mode, ROOT_DIRECTORY_ID};

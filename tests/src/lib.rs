@@ -10,6 +10,7 @@
 
 pub mod bb013;
 pub mod fixtures;
+pub mod ours;
 pub mod tree;
 
 /// A free TCP port on 127.0.0.1 (bound once and released; good enough for tests

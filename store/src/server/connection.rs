@@ -27,6 +27,8 @@ use std::time::Duration;
 use bb_proto::stream::StreamHeader;
 use bb_proto::{Command, ErrorReply, IDENT, Reply, StreamDecoder, check_ident};
 
+pub use crate::session::{IncomingStream, ReplyBody, Response};
+
 /// A byte transport whose reads can time out.
 pub trait Transport: Read + Write {
     fn set_read_timeout(&mut self, d: Option<Duration>) -> io::Result<()>;
@@ -77,55 +79,11 @@ pub struct Counters {
     pub bytes_out: AtomicU64,
 }
 
-/// What follows a reply.
-pub enum ReplyBody {
-    None,
-    Bytes(Vec<u8>),
-    /// `len` bytes to be read from `reader` (sent sized when `len` fits).
-    Reader {
-        len: u64,
-        reader: Box<dyn Read + Send>,
-    },
-}
-
-impl std::fmt::Debug for ReplyBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ReplyBody::None => write!(f, "None"),
-            ReplyBody::Bytes(b) => write!(f, "Bytes({})", b.len()),
-            ReplyBody::Reader { len, .. } => write!(f, "Reader({len})"),
-        }
-    }
-}
-
-/// A handler's answer to one command.
-#[derive(Debug)]
-pub struct Response {
-    pub reply: Reply,
-    pub body: ReplyBody,
-    /// Close the connection after sending (Finished, the fatal error).
-    pub close: bool,
-}
-
-impl Response {
-    pub fn reply(reply: Reply) -> Response {
-        Response {
-            reply,
-            body: ReplyBody::None,
-            close: false,
-        }
-    }
-}
-
 /// Answers commands. The connection loop has already checked the framing.
 pub trait Handler {
     /// `stream` is the command's stream, for the commands that carry one; the
     /// handler reads as much as it needs (the loop drains the rest).
-    fn handle(
-        &mut self,
-        command: Command,
-        stream: Option<&mut CommandStreamReader<'_>>,
-    ) -> Response;
+    fn handle(&mut self, command: Command, stream: Option<&mut dyn IncomingStream>) -> Response;
     /// Whether the server is shutting down (checked between commands).
     fn stopping(&self) -> bool {
         false
@@ -282,6 +240,12 @@ impl<'a> CommandStreamReader<'a> {
             }
             v.extend_from_slice(&chunk[..n]);
         }
+    }
+}
+
+impl IncomingStream for CommandStreamReader<'_> {
+    fn declared_len(&mut self) -> io::Result<Option<u64>> {
+        CommandStreamReader::declared_len(self)
     }
 }
 
@@ -493,7 +457,7 @@ fn serve_inner(
                 let mut failed = None;
                 let mut reader =
                     CommandStreamReader::new(t, &mut buf, &mut decoder, counters, &mut failed);
-                let r = handler.handle(command, Some(&mut reader));
+                let r = handler.handle(command, Some(&mut reader as &mut dyn IncomingStream));
                 drop(reader);
                 if let Some(why) = failed.take() {
                     // Out of step (chunked attributes, a bad chunk header, EOF):
@@ -523,6 +487,12 @@ fn serve_inner(
     }
 }
 
+impl Handler for crate::session::Session {
+    fn handle(&mut self, command: Command, stream: Option<&mut dyn IncomingStream>) -> Response {
+        crate::session::Session::handle(self, command, stream)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -536,24 +506,21 @@ mod tests {
     }
 
     impl Handler for Toy {
-        fn handle(&mut self, c: Command, stream: Option<&mut CommandStreamReader<'_>>) -> Response {
+        fn handle(&mut self, c: Command, stream: Option<&mut dyn IncomingStream>) -> Response {
             match (c, stream) {
                 (Command::StoreFile(_), Some(s)) => {
                     let mut got = vec![0u8; self.take];
                     let n = s.read_exact(&mut got).map(|_| self.take).unwrap_or(0);
-                    Response::reply(
-                        Success {
-                            object_id: n as i64,
-                        }
-                        .into(),
-                    )
+                    Response::reply(Success {
+                        object_id: n as i64,
+                    })
                 }
                 (Command::Finished(_), _) => Response {
                     reply: Reply::Finished(bb_proto::message::Finished {}),
                     body: ReplyBody::None,
                     close: true,
                 },
-                _ => Response::reply(bb_proto::message::IsAlive {}.into()),
+                _ => Response::reply(bb_proto::message::IsAlive {}),
             }
         }
     }

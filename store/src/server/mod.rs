@@ -7,5 +7,10 @@
 
 pub mod config;
 pub mod connection;
+pub mod daemon;
+pub mod logging;
 pub mod options;
 pub mod runtime;
+
+pub use daemon::{Server, ServerError};
+pub use runtime::Shutdown;

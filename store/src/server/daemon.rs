@@ -1,0 +1,334 @@
+//! bbstored as a library: `Server::new(config)` then `server.run(listeners)`,
+//! so tests run a real server in-process on port 0 (STYLE rule 7).
+//!
+//! Owns what the server shares between sessions (store context, TLS config,
+//! counters), TLS accept and the client-certificate account, SIGHUP reload
+//! (configuration, accounts, certificates and CRL for new connections; running
+//! sessions keep what they started with) and TERM shutdown through
+//! [`Shutdown`]. Signals themselves are the binary's business.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bb_proto::pki::{self, CnRule, ServerTls};
+use bb_raid::config::RaidConfig;
+use tracing::{info, warn};
+
+use super::config::{ConfigError, ServerConfig};
+use super::connection::{self, Counters, End, Handler, IncomingStream, Limits, Response};
+use super::runtime::{SessionCount, Shutdown, accept_loop};
+use crate::accounts::AccountDatabase;
+use crate::session::{Session, StoreContext};
+use bb_proto::Command;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Raid(#[from] bb_raid::Error),
+    #[error("accounts database: {0}")]
+    Accounts(#[from] crate::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] pki::Error),
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The running server's shared state.
+#[derive(Debug)]
+pub struct Server {
+    config: RwLock<Arc<ServerConfig>>,
+    config_path: Option<PathBuf>,
+    pub store: Arc<StoreContext>,
+    tls: RwLock<ServerTls>,
+    pub shutdown: Shutdown,
+    pub sessions: Arc<SessionCount>,
+    /// Protocol bytes in and out over all connections.
+    pub counters: Counters,
+}
+
+fn load_parts(c: &ServerConfig) -> Result<(RaidConfig, AccountDatabase, ServerTls), ServerError> {
+    let raid = RaidConfig::load(&c.raidfile_conf)?;
+    let accounts = AccountDatabase::load(&c.account_database)?;
+    let tls = pki::server_config(
+        &c.certificate_file,
+        &c.private_key_file,
+        &c.trusted_cas_file,
+        c.crl_file.as_deref(),
+    )?;
+    Ok((raid, accounts, tls))
+}
+
+impl Server {
+    /// A server for `config`; `config_path` is re-read on reload (None: keep).
+    pub fn new(config: ServerConfig, config_path: Option<&Path>) -> Result<Server, ServerError> {
+        let (raid, accounts, tls) = load_parts(&config)?;
+        Ok(Server {
+            config: RwLock::new(Arc::new(config)),
+            config_path: config_path.map(Path::to_path_buf),
+            store: Arc::new(StoreContext::new(accounts, raid)),
+            tls: RwLock::new(tls),
+            shutdown: Shutdown::new(),
+            sessions: Arc::new(SessionCount::default()),
+            counters: Counters::default(),
+        })
+    }
+
+    /// Loads `path` and makes a server of it.
+    pub fn load(path: &Path) -> Result<Server, ServerError> {
+        Server::new(ServerConfig::load(path)?, Some(path))
+    }
+
+    pub fn config(&self) -> Arc<ServerConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// SIGHUP: re-reads the configuration, raidfile.conf, accounts.txt, the
+    /// certificates and the CRL. All or nothing: on any error the old settings
+    /// stay and the error is returned. Listen addresses are not changed.
+    pub fn reload(&self) -> Result<(), ServerError> {
+        let config = match &self.config_path {
+            Some(p) => ServerConfig::load(p)?,
+            None => (*self.config()).clone(),
+        };
+        let (raid, accounts, tls) = load_parts(&config)?;
+        *self.store.raid.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(raid);
+        *self
+            .store
+            .accounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = accounts;
+        *self.tls.write().unwrap_or_else(|p| p.into_inner()) = tls;
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
+        info!("configuration reloaded");
+        Ok(())
+    }
+
+    /// Binds the configured listen addresses.
+    pub fn bind(&self) -> Result<Vec<TcpListener>, ServerError> {
+        let c = self.config();
+        let mut out = Vec::new();
+        for addr in c.listen_addrs()? {
+            out.push(
+                TcpListener::bind(addr).map_err(|source| ServerError::Listen { addr, source })?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Serves until [`Shutdown::trigger`], then waits for sessions to finish
+    /// their command (the configured grace period).
+    pub fn run(self: &Arc<Self>, listeners: Vec<TcpListener>) -> std::io::Result<()> {
+        for l in &listeners {
+            if let Ok(a) = l.local_addr() {
+                info!("listening on {a}");
+            }
+        }
+        let me = self.clone();
+        let grace = self.config().shutdown_grace;
+        accept_loop(
+            listeners,
+            self.shutdown.clone(),
+            grace,
+            self.sessions.clone(),
+            move |stream, peer| me.serve_connection(stream, peer),
+        )
+    }
+
+    fn limits(&self) -> Limits {
+        let c = self.config();
+        Limits {
+            idle: nonzero(c.idle_timeout),
+            operation: nonzero(c.operation_timeout),
+            ..Limits::default()
+        }
+    }
+
+    fn serve_connection(&self, stream: TcpStream, peer: SocketAddr) {
+        // 0.13 loses ~40 ms a round trip to Nagle's algorithm.
+        let _ = stream.set_nodelay(true);
+        let limits = self.limits();
+        let _ = stream.set_read_timeout(Some(limits.operation));
+        let _ = stream.set_write_timeout(Some(limits.operation));
+        let tls = self
+            .tls
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .config
+            .clone();
+        let conn = match rustls::ServerConnection::new(tls) {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(%peer, "TLS setup: {e}");
+                return;
+            }
+        };
+        let mut s = rustls::StreamOwned::new(conn, stream);
+        while s.conn.is_handshaking() {
+            if let Err(e) = s.conn.complete_io(&mut s.sock) {
+                info!(%peer, "TLS handshake failed: {e}");
+                return;
+            }
+        }
+        let account = match pki::account_from_connection(&s.conn, CnRule::Strict) {
+            Ok(a) => a,
+            Err(e) => {
+                // 0.13 closes before its ident.
+                info!(%peer, "refused: {e}");
+                return;
+            }
+        };
+        let span = tracing::info_span!("session", account = format_args!("{account:08x}"), %peer);
+        let _enter = span.enter();
+        info!("connection");
+        let counters = Counters::default();
+        let mut handler = Served {
+            session: Session::new(self.store.clone(), account),
+            shutdown: &self.shutdown,
+        };
+        let mut t = TlsTransport(s);
+        let end = connection::serve(&mut t, &mut handler, &limits, &counters);
+        handler.session.finish();
+        let (i, o) = (
+            counters.bytes_in.load(Ordering::Relaxed),
+            counters.bytes_out.load(Ordering::Relaxed),
+        );
+        self.counters.bytes_in.fetch_add(i, Ordering::Relaxed);
+        self.counters.bytes_out.fetch_add(o, Ordering::Relaxed);
+        match &end {
+            End::Finished | End::Shutdown | End::Closed => {
+                info!(IN = i, OUT = o, "session ended: {end}")
+            }
+            _ => warn!(IN = i, OUT = o, "session ended: {end}"),
+        }
+        // Courtesy close_notify; the protocol's own Finished already ended it.
+        t.0.conn.send_close_notify();
+        let _ = std::io::Write::flush(&mut t.0);
+    }
+}
+
+fn nonzero(d: Duration) -> Duration {
+    if d.is_zero() {
+        Duration::from_secs(u64::from(u32::MAX))
+    } else {
+        d
+    }
+}
+
+/// A session that also stops between commands when the server shuts down.
+struct Served<'a> {
+    session: Session,
+    shutdown: &'a Shutdown,
+}
+
+impl Handler for Served<'_> {
+    fn handle(&mut self, command: Command, stream: Option<&mut dyn IncomingStream>) -> Response {
+        self.session.handle(command, stream)
+    }
+    fn stopping(&self) -> bool {
+        self.shutdown.is_triggered()
+    }
+}
+
+struct TlsTransport(rustls::StreamOwned<rustls::ServerConnection, TcpStream>);
+
+impl std::io::Read for TlsTransport {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.0.read(buf) {
+            // A peer that drops TCP without close_notify: plain EOF to us.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+            r => r,
+        }
+    }
+}
+
+impl std::io::Write for TlsTransport {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl connection::Transport for TlsTransport {
+    fn set_read_timeout(&mut self, d: Option<Duration>) -> std::io::Result<()> {
+        self.0.sock.set_read_timeout(d)
+    }
+    fn set_write_timeout(&mut self, d: Option<Duration>) -> std::io::Result<()> {
+        self.0.sock.set_write_timeout(d)
+    }
+}
+
+/// The binary's work: load, bind, pid file, signals, serve until TERM.
+pub fn main(opts: &super::options::Options) -> Result<(), ServerError> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    if !opts.foreground {
+        return detach();
+    }
+    let server = Arc::new(Server::load(&opts.config)?);
+    info!(config = %opts.config.display(), "starting bbstored {}", env!("CARGO_PKG_VERSION"));
+    let listeners = server.bind()?;
+    let config = server.config();
+    if let Some(pid) = &config.pid_file {
+        std::fs::write(pid, format!("{}\n", std::process::id()))
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", pid.display())))?;
+    }
+    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT])?;
+    let handle = signals.handle();
+    let s2 = server.clone();
+    let signal_thread = std::thread::spawn(move || {
+        for sig in signals.forever() {
+            match sig {
+                SIGHUP => {
+                    if let Err(e) = s2.reload() {
+                        warn!("reload refused, old settings kept: {e}");
+                    }
+                }
+                _ => {
+                    info!("terminating: no new connections; running sessions finish their command");
+                    s2.shutdown.trigger();
+                    break;
+                }
+            }
+        }
+    });
+    let r = server.run(listeners);
+    handle.close();
+    let _ = signal_thread.join();
+    if let Some(pid) = &config.pid_file {
+        let _ = std::fs::remove_file(pid);
+    }
+    info!("terminated");
+    r.map_err(ServerError::Io)
+}
+
+/// 0.13 forks into the background unless -F/-D. Forking a process that may
+/// hold threads is unsound, so we start ourselves again with -F in a new
+/// session and return.
+fn detach() -> Result<(), ServerError> {
+    let exe = std::env::current_exe()?;
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    args.insert(0, "-F".into());
+    std::process::Command::new(exe)
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()?;
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! Our own bbstored, in-process (STYLE rule 7), on stores made for a test.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use bb_raid::DiscSet;
+use bb_store::accounts::AccountDatabase;
+use bb_store::server::Server;
+
+use crate::fixtures;
+
+/// A store directory with raidfile.conf, accounts.txt and a bbstored.conf that
+/// uses the fixture certificates (so the fixture client, account 0x01234567,
+/// can log in) on 127.0.0.1:`port`.
+#[derive(Debug, Clone)]
+pub struct StoreDir {
+    pub dir: PathBuf,
+    pub conf: PathBuf,
+    pub port: u16,
+}
+
+impl StoreDir {
+    /// An empty store: `raid` chooses three discs (RAID) or one.
+    pub fn create(dir: &Path, port: u16, raid: bool) -> StoreDir {
+        let discs: Vec<PathBuf> = if raid {
+            (0..3).map(|i| dir.join(format!("disc{i}"))).collect()
+        } else {
+            vec![dir.join("disc0"); 3]
+        };
+        for d in &discs {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(
+            dir.join("raidfile.conf"),
+            format!(
+                "disc0\n{{\n\tSetNumber = 0\n\tBlockSize = 4096\n\tDir0 = {}\n\tDir1 = {}\n\tDir2 = {}\n}}\n",
+                discs[0].display(),
+                discs[1].display(),
+                discs[2].display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(dir.join("accounts.txt"), "").unwrap();
+        StoreDir::with_config(dir, port)
+    }
+
+    /// A bbstored.conf from the pack's template for an existing store dir
+    /// (raidfile.conf and accounts.txt inside `dir`).
+    pub fn with_config(dir: &Path, port: u16) -> StoreDir {
+        let template =
+            std::fs::read_to_string(fixtures::pack().join("conf/bbstored.conf.in")).unwrap();
+        let ph = fixtures::Placeholders {
+            store: Some(dir.to_path_buf()),
+            port: Some(port),
+            ..Default::default()
+        };
+        let conf = dir.join("bbstored.conf");
+        std::fs::write(&conf, ph.apply(&template)).unwrap();
+        StoreDir {
+            dir: dir.to_path_buf(),
+            conf,
+            port,
+        }
+    }
+
+    pub fn discs(&self) -> DiscSet {
+        let raid = bb_raid::config::RaidConfig::load(&self.dir.join("raidfile.conf")).unwrap();
+        raid.set(0).unwrap().clone()
+    }
+
+    /// Creates `account` with limits in blocks, as bbstoreaccounts create does.
+    pub fn create_account(&self, account: u32, soft: i64, hard: i64) {
+        let mut db = AccountDatabase::load(self.dir.join("accounts.txt")).unwrap();
+        bb_store::account::create_account(&mut db, &self.discs(), account, soft, hard).unwrap();
+    }
+
+    /// The account's store info as saved.
+    pub fn info(&self, account: u32) -> bb_format::storeinfo::StoreInfo {
+        let store = bb_store::RaidObjects::new(self.discs(), account);
+        let a = bb_store::Account::open(Box::new(store), bb_store::Mode::ReadOnly).unwrap();
+        a.info().clone()
+    }
+}
+
+/// Our bbstored running in this process on a store's bbstored.conf.
+#[derive(Debug)]
+pub struct OurServer {
+    pub server: Arc<Server>,
+    thread: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl OurServer {
+    pub fn start(conf: &Path) -> OurServer {
+        let server = Arc::new(Server::load(conf).unwrap_or_else(|e| panic!("bbstored: {e}")));
+        let listeners = server.bind().unwrap();
+        let s2 = server.clone();
+        let thread = std::thread::spawn(move || s2.run(listeners));
+        OurServer {
+            server,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops accepting and waits for the sessions to finish.
+    pub fn stop(&mut self) {
+        self.server.shutdown.trigger();
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for OurServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
