@@ -237,6 +237,13 @@ impl Client013 {
         cmd.output().unwrap()
     }
 
+    /// Like [`Client013::query`], with commands that need not be UTF-8.
+    pub fn query_os(&self, commands: &[std::ffi::OsString]) -> Output {
+        let mut cmd = command("bbackupquery");
+        cmd.arg("-c").arg(&self.conf).args(commands).arg("quit");
+        cmd.output().unwrap()
+    }
+
     /// `compare -acQ`: 0.13's exit status (1 = no differences, 2 = differences,
     /// 3 = error) and its output.
     pub fn compare(&self) -> (i32, String) {
