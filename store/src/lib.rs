@@ -39,8 +39,12 @@
 
 pub mod account;
 pub mod accounts;
+pub mod accounts_tool;
+pub mod check;
 pub mod error;
+pub mod housekeep;
 pub mod objects;
+pub mod report;
 pub mod verify;
 
 pub use account::{Account, Mode, ROOT_DIRECTORY_ID};
