@@ -625,6 +625,10 @@ impl Checker<'_> {
                 self.objects.remove(&id);
                 continue;
             }
+            if !self.opts.fix {
+                // 0.13 attaches (and so counts) unattached objects only when fixing.
+                continue;
+            }
             let target = if !o.is_dir
                 && self
                     .objects
@@ -713,7 +717,10 @@ impl Checker<'_> {
             }
             n += 1;
         };
-        self.info(format!("Lost and found dir has name lost+found{n}"));
+        self.log.report(
+            Level::Warning,
+            &format!("Lost and found dir has name lost+found{n}"),
+        );
         let usage = if self.opts.fix {
             let dir = Directory::new(id, ROOT_DIRECTORY_ID);
             let bytes = dir.encode().map_err(|source| Error::Format {
@@ -726,11 +733,13 @@ impl Checker<'_> {
                 source: e,
             })?;
             w.commit()?;
+            let usage = i64::try_from(self.store.usage_in_blocks(bytes.len() as u64)).unwrap_or(0);
             let mut root = root;
             root.entries.push(Entry {
                 mtime: 0,
                 object_id: id,
-                size_in_blocks: 0,
+                // 0.13 writes 0 here, which its next check reports as wrong.
+                size_in_blocks: usage,
                 attributes_hash: 0,
                 flags: Entry::DIR,
                 name,
@@ -813,12 +822,8 @@ impl Checker<'_> {
         new.num_old_files = c.n_old;
         new.num_deleted_files = c.n_deleted;
         new.num_directories = c.n_dirs;
-        new.last_object_id_used = self
-            .objects
-            .keys()
-            .rfind(|&&id| Some(id) != self.lost_and_found)
-            .copied()
-            .unwrap_or(1);
+        // 0.13 leaves lost+found's ID out; counting it keeps the next check quiet.
+        new.last_object_id_used = self.objects.keys().next_back().copied().unwrap_or(1);
         if self.errors == 0 {
             self.info(format!(
                 "No major errors found, preserving old ClientStoreMarker: {}",
@@ -851,7 +856,7 @@ impl Checker<'_> {
             })?;
             self.store.write_named(NamedFile::Info, &bytes)?;
             self.log
-                .report(Level::Notice, "New store info file written successfully.");
+                .report(Level::Info, "New store info file written successfully.");
         }
         Ok(())
     }
@@ -932,10 +937,15 @@ impl Checker<'_> {
             }
             let (a, b) = (old.get(id), self.new_refs.get(id));
             if a != b {
-                self.error(format!(
-                    "Reference count of object {} changed from {a} to {b}",
-                    fmt_id(id)
-                ));
+                // A warning in 0.13's words, but counted as an error.
+                self.errors += 1;
+                self.log.report(
+                    Level::Warning,
+                    &format!(
+                        "Reference count of object {} changed from {a} to {b}",
+                        fmt_id(id)
+                    ),
+                );
             }
         }
     }

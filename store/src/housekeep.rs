@@ -180,7 +180,19 @@ pub fn housekeep(
         totals: Totals::default(),
         stats: HousekeepStats::default(),
     };
-    run.run(old_refs.ok())
+    let result = run.run(old_refs.ok());
+    // Releases the lock before the last message, as 0.13 does.
+    drop(run);
+    if matches!(result, Ok(Housekept::Finished(_))) {
+        log.report(
+            Level::Trace,
+            &format!(
+                "Finished housekeeping on account {}",
+                fmt_account(account_id)
+            ),
+        );
+    }
+    result
 }
 
 fn set_count(db: &mut RefCountDatabase, id: ObjectId, count: u32) -> Result<()> {
@@ -268,10 +280,6 @@ impl Run<'_> {
         self.account.save_info()?;
         let new_refs = std::mem::replace(&mut self.new_refs, RefCountDatabase::new(0));
         self.account.replace_refcounts(new_refs)?;
-        self.log.report(
-            Level::Trace,
-            &format!("Finished housekeeping on account {}", self.account_fmt()),
-        );
         Ok(if interrupted {
             Housekept::Interrupted(self.stats.clone())
         } else {
