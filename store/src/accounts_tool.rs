@@ -13,7 +13,7 @@
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -157,12 +157,17 @@ struct TracedStore {
     lock_path: PathBuf,
     console: Console,
     tries: u32,
+    /// Shared with the guards it hands out, see `TracedGuard::silent`.
+    silent: Arc<AtomicBool>,
 }
 
 struct TracedGuard {
     _inner: Box<dyn WriteLockGuard>,
     console: Console,
     path: PathBuf,
+    /// Set when 0.13 would have exited without releasing (a fatal error after
+    /// locking): we still remove the lock, but print nothing.
+    silent: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for TracedGuard {
@@ -178,6 +183,9 @@ impl WriteLockGuard for TracedGuard {}
 impl Drop for TracedGuard {
     fn drop(&mut self) {
         // The inner guard unlinks the file when it drops, right after this line.
+        if self.silent.load(Ordering::Relaxed) {
+            return;
+        }
         self.console.log(
             Level::Trace,
             &format!("Released lock and deleted lockfile {}", self.path.display()),
@@ -245,6 +253,7 @@ impl ObjectStore for TracedStore {
                         _inner: g,
                         console: self.console.clone(),
                         path: self.lock_path.clone(),
+                        silent: self.silent.clone(),
                     }));
                 }
                 Err(Error::CannotLockStoreForWriting { account }) => {
@@ -657,6 +666,7 @@ impl Tool {
             lock_path,
             console: self.console.clone(),
             tries,
+            silent: Arc::default(),
         })
     }
 
@@ -767,9 +777,13 @@ impl Tool {
         let store = self.open(id, "to change limits", LOCK_TRIES)?;
         let _lock = self.lock(&store)?;
         let mut info = self.load_info(&store)?;
-        let soft = self.size_to_blocks(&args[2], store.block_size())?;
-        let hard = self.size_to_blocks(&args[3], store.block_size())?;
-        self.check_limits(soft, hard)?;
+        let limits = (|| {
+            let soft = self.size_to_blocks(&args[2], store.block_size())?;
+            let hard = self.size_to_blocks(&args[3], store.block_size())?;
+            self.check_limits(soft, hard)?;
+            Ok((soft, hard))
+        })();
+        let (soft, hard) = limits.inspect_err(|_| store.silent.store(true, Ordering::Relaxed))?;
         info.blocks_soft_limit = soft;
         info.blocks_hard_limit = hard;
         self.save_info(&store, &info)?;

@@ -77,7 +77,12 @@ pub fn fmt_account(account: u32) -> String {
     format!("0x{account:08x}")
 }
 
-/// `BOX_FORMAT_OBJECTID`: `0x` and lowercase hex without padding.
+/// `BOX_FORMAT_OBJECTID`: `0x` and lowercase hex without padding; C++'s
+/// `std::showbase` leaves the prefix off zero, so 0 is "0".
 pub fn fmt_id(id: i64) -> String {
-    format!("0x{id:x}")
+    if id == 0 {
+        "0".to_string()
+    } else {
+        format!("0x{id:x}")
+    }
 }
