@@ -983,7 +983,7 @@ pub fn check_and_fix(dir: &mut Directory, log: &mut dyn Reporter) -> bool {
         };
         let e = dir.entries.remove(p);
         log.report(
-            Level::Warning,
+            Level::Trace,
             &format!(
                 "Entry id {} removed because depends on newer version {} which doesn't exist",
                 fmt_id(e.object_id),
@@ -1004,7 +1004,7 @@ pub fn check_and_fix(dir: &mut Directory, log: &mut dyn Reporter) -> bool {
             if let Some(&n) = index.get(&newer) {
                 if dir.entries[n].depends_older != id {
                     log.report(
-                        Level::Warning,
+                        Level::Trace,
                         &format!(
                             "Entry id {} was marked as depended on by {}, correcting DependsOlder to {}",
                             fmt_id(newer),
@@ -1020,7 +1020,7 @@ pub fn check_and_fix(dir: &mut Directory, log: &mut dyn Reporter) -> bool {
         let older = dir.entries[i].depends_older;
         if older != 0 && !index.contains_key(&older) {
             log.report(
-                Level::Warning,
+                Level::Trace,
                 &format!(
                     "Entry id {} was marked as depended on by {}, which doesn't exist, dependency info cleared",
                     fmt_id(id),
@@ -1033,7 +1033,7 @@ pub fn check_and_fix(dir: &mut Directory, log: &mut dyn Reporter) -> bool {
         let e = &mut dir.entries[i];
         if e.is_file() && e.is_dir() {
             log.report(
-                Level::Warning,
+                Level::Trace,
                 &format!(
                     "Entry {}: File flag and dir flag both set",
                     fmt_id(e.object_id)
@@ -1049,7 +1049,7 @@ pub fn check_and_fix(dir: &mut Directory, log: &mut dyn Reporter) -> bool {
     for i in (0..dir.entries.len()).rev() {
         if !seen.insert(dir.entries[i].object_id) {
             log.report(
-                Level::Warning,
+                Level::Trace,
                 &format!(
                     "Entry {}: Remove because ID already seen",
                     fmt_id(dir.entries[i].object_id)
@@ -1071,7 +1071,7 @@ pub fn check_and_fix(dir: &mut Directory, log: &mut dyn Reporter) -> bool {
         if names.insert(e.name.as_bytes().to_vec()) {
             if e.is_old_version() {
                 log.report(
-                    Level::Warning,
+                    Level::Trace,
                     &format!("Entry {}: Old flag unset", fmt_id(e.object_id)),
                 );
                 e.remove_flags(Entry::OLD_VERSION);
@@ -1079,7 +1079,7 @@ pub fn check_and_fix(dir: &mut Directory, log: &mut dyn Reporter) -> bool {
             }
         } else if !e.is_old_version() && !e.is_deleted() {
             log.report(
-                Level::Warning,
+                Level::Trace,
                 &format!("Entry {}: Set old flag", fmt_id(e.object_id)),
             );
             e.add_flags(Entry::OLD_VERSION);
