@@ -136,6 +136,29 @@ impl Account {
         })
     }
 
+    /// Opens read-write for housekeeping and `check fix`, which rebuild the refcount
+    /// database from the directories: a missing or corrupt one must not stop them,
+    /// so its load result is returned beside the account (whose `refcounts()` is
+    /// then `None` until `replace_refcounts`). Added for the housekeeping module.
+    pub fn open_for_rebuild(
+        store: Box<dyn ObjectStore>,
+    ) -> Result<(Account, Result<RefCountDatabase>)> {
+        let lock = Some(store.lock_for_writing()?);
+        let info = load_info(&*store)?;
+        let old_refcounts = load_refcounts(&*store);
+        debug!(account = store.account_id(), "account opened for rebuild");
+        let account = Account {
+            store,
+            mode: Mode::ReadWrite,
+            info,
+            refcounts: None,
+            unsaved_changes: 0,
+            dirty: false,
+            lock,
+        };
+        Ok((account, old_refcounts))
+    }
+
     pub fn store(&self) -> &dyn ObjectStore {
         &*self.store
     }

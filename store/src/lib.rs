@@ -44,10 +44,14 @@
 
 pub mod account;
 pub mod accounts;
+pub mod accounts_tool;
+pub mod check;
 pub mod error;
+pub mod housekeep;
 pub mod memory;
 pub mod objects;
 pub mod ops;
+pub mod report;
 pub mod server;
 pub mod session;
 pub mod verify;

@@ -441,6 +441,14 @@ impl Account {
             }
             Err(e) => warn!(id, parent, error = %e, "directory's container cannot be loaded"),
         }
+        // The deleted-directory list tells housekeeping where empty deleted
+        // directories may be, without a full scan (docs/store.md).
+        let info = self.info_mut()?;
+        if undelete {
+            crate::housekeep::note_undeleted_directory(info, id);
+        } else {
+            crate::housekeep::note_deleted_directory(info, id);
+        }
         self.save_info()
     }
 

@@ -116,6 +116,14 @@ impl HousekeepingRequests {
         f
     }
 
+    /// Asks every running housekeeping to stop (server shutdown).
+    pub fn request_release_all(&self) {
+        let m = self.flags.lock().unwrap_or_else(|p| p.into_inner());
+        for f in m.values() {
+            f.store(true, Ordering::SeqCst);
+        }
+    }
+
     /// Asks housekeeping of `account`, if running, to stop.
     pub fn request_release(&self, account: u32) {
         let m = self.flags.lock().unwrap_or_else(|p| p.into_inner());

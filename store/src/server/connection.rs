@@ -44,6 +44,9 @@ impl Transport for TcpStream {
     }
 }
 
+/// How often a session waiting for its next command looks at shutdown.
+const IDLE_SLICE: Duration = Duration::from_millis(250);
+
 /// Bounds on one connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -402,8 +405,9 @@ fn serve_inner(
         if handler.stopping() {
             return Ok(End::Shutdown);
         }
-        // Wait for a whole command: idle timeout for its first byte.
-        t.set_read_timeout(Some(limits.idle))?;
+        // Wait for a whole command: idle timeout for its first byte, waited
+        // in short slices so that a shutdown closes an idle session at once.
+        let idle_since = std::time::Instant::now();
         let command = loop {
             match Command::decode(&buf) {
                 Ok(Some((c, used))) => {
@@ -412,15 +416,25 @@ fn serve_inner(
                 }
                 Ok(None) => {
                     let first = buf.is_empty();
+                    if first {
+                        let left = limits.idle.saturating_sub(idle_since.elapsed());
+                        if left.is_zero() {
+                            return Ok(End::Idle(limits.idle));
+                        }
+                        t.set_read_timeout(Some(left.min(IDLE_SLICE)))?;
+                    } else {
+                        t.set_read_timeout(Some(limits.operation))?;
+                    }
                     match fill(t, &mut buf, counters) {
                         Ok(true) => {}
                         Ok(false) => return Ok(End::Closed),
                         Err(e) if first && e.kind() == io::ErrorKind::TimedOut => {
-                            return Ok(End::Idle(limits.idle));
+                            if handler.stopping() {
+                                return Ok(End::Shutdown);
+                            }
                         }
                         Err(e) => return Err(e),
                     }
-                    t.set_read_timeout(Some(limits.operation))?;
                 }
                 Err(bb_proto::Error::WrongDirection { .. }) => {
                     // 0.13 answers a reply type sent as a command with the fatal error.

@@ -138,6 +138,81 @@ impl Server {
             }
         }
         let me = self.clone();
+        let housekeeping = std::thread::Builder::new()
+            .name("housekeeping".into())
+            .spawn(move || me.housekeeping_loop())?;
+        let r = self.run_sessions(listeners);
+        self.store.housekeeping.request_release_all();
+        let _ = housekeeping.join();
+        r
+    }
+
+    /// Housekeeping of every account, every TimeBetweenHousekeeping (0.13's
+    /// separate process, here a thread). An account whose lock a session holds
+    /// is skipped; a session that wants the lock interrupts it (through
+    /// `StoreContext::housekeeping`). Stops at shutdown.
+    fn housekeeping_loop(&self) {
+        let mut next = std::time::Instant::now() + self.config().time_between_housekeeping;
+        while !self.shutdown.is_triggered() {
+            if std::time::Instant::now() < next {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            self.housekeep_all();
+            next = std::time::Instant::now()
+                + self
+                    .config()
+                    .time_between_housekeeping
+                    .max(Duration::from_secs(1));
+        }
+    }
+
+    /// One housekeeping pass over all accounts.
+    pub fn housekeep_all(&self) {
+        let accounts: Vec<(u32, u32)> = {
+            let mut db = self
+                .store
+                .accounts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let _ = db.reload_if_changed();
+            db.iter().collect()
+        };
+        let raid = self
+            .store
+            .raid
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for (account, set) in accounts {
+            if self.shutdown.is_triggered() {
+                return;
+            }
+            let Ok(discs) = raid.set(set) else {
+                warn!(
+                    account = format_args!("{account:08x}"),
+                    "housekeeping: no disc set {set}"
+                );
+                continue;
+            };
+            let flag = self.store.housekeeping.flag(account);
+            let store = Box::new(crate::objects::RaidObjects::new(discs.clone(), account));
+            let mut log = crate::report::TracingReporter;
+            match crate::housekeep::housekeep(store, &flag, &mut log) {
+                Ok(r) => tracing::debug!(
+                    account = format_args!("{account:08x}"),
+                    "housekeeping: {r:?}"
+                ),
+                Err(e) => warn!(
+                    account = format_args!("{account:08x}"),
+                    "housekeeping failed: {e}"
+                ),
+            }
+        }
+    }
+
+    fn run_sessions(self: &Arc<Self>, listeners: Vec<TcpListener>) -> std::io::Result<()> {
+        let me = self.clone();
         let grace = self.config().shutdown_grace;
         accept_loop(
             listeners,
