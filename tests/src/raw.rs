@@ -275,38 +275,43 @@ impl RawClient {
             return Ok(Some(r));
         }
         self.tls.sock.set_nonblocking(true)?;
-        let got = (|| -> io::Result<()> {
-            loop {
-                match self.tls.conn.read_tls(&mut self.tls.sock) {
-                    Ok(0) => return Ok(()),
-                    Ok(_) => {
-                        self.tls.conn.process_new_packets().map_err(proto_err)?;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                    Err(e) => return Err(e),
-                }
-            }
-        })();
+        let got = self.read_available();
         self.tls.sock.set_nonblocking(false)?;
         got?;
-        let mut tmp = [0u8; 32 * 1024];
-        loop {
-            match self.tls.conn.reader().read(&mut tmp) {
-                Ok(0) => break,
-                Ok(n) => {
-                    self.received += n as u64;
-                    self.buf.extend_from_slice(&tmp[..n]);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e),
-            }
-        }
         match Reply::decode(&self.buf).map_err(proto_err)? {
             Some((r, used)) => {
                 self.buf.drain(..used);
                 Ok(Some(r))
             }
             None => Ok(None),
+        }
+    }
+
+    /// Moves whatever has arrived into `buf`, without waiting (the socket is
+    /// non-blocking). Plaintext is taken out after every record batch, so
+    /// rustls's buffer never fills however much the server sends.
+    fn read_available(&mut self) -> io::Result<()> {
+        let mut tmp = [0u8; 32 * 1024];
+        loop {
+            match self.tls.conn.read_tls(&mut self.tls.sock) {
+                Ok(0) => return Ok(()),
+                Ok(_) => {
+                    self.tls.conn.process_new_packets().map_err(proto_err)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+            loop {
+                match self.tls.conn.reader().read(&mut tmp) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        self.received += n as u64;
+                        self.buf.extend_from_slice(&tmp[..n]);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                }
+            }
         }
     }
 

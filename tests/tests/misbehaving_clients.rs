@@ -926,6 +926,19 @@ fn idle_and_stalled_clients_are_closed() {
         c.closed_by_server(Duration::from_secs(5)),
         "silent client kept"
     );
+    // No TLS at all: the handshake is bounded by the operation timeout.
+    let mut plain = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let t = Instant::now();
+    let mut b = [0u8; 16];
+    assert!(
+        matches!(std::io::Read::read(&mut plain, &mut b), Ok(0))
+            && t.elapsed() < Duration::from_secs(4),
+        "a client that never starts TLS was kept {:?}",
+        t.elapsed()
+    );
     // Half a command, then nothing.
     let mut c = client_at(port, At::Commands);
     c.send_raw(&encoded(&GetIsAlive {}.into())[..5]).unwrap();
@@ -1186,6 +1199,8 @@ fn idle_clients_do_not_hold_up_shutdown() {
     // One idle after login (holding the write lock), one idle before its ident.
     let mut idle = client_at(port, At::Commands);
     let mut silent = client_at(port, At::Ident);
+    // And one that never starts TLS.
+    let mut plain = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let t = Instant::now();
     server.stop();
@@ -1196,6 +1211,18 @@ fn idle_clients_do_not_hold_up_shutdown() {
     );
     assert!(idle.closed_by_server(CLOSE_WAIT));
     assert!(silent.closed_by_server(CLOSE_WAIT));
+    plain.set_read_timeout(Some(CLOSE_WAIT)).unwrap();
+    let mut b = [0u8; 16];
+    assert!(
+        match std::io::Read::read(&mut plain, &mut b) {
+            Ok(n) => n == 0,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        },
+        "the plain TCP client was not closed"
+    );
     // The lock went with the session.
     let objs = bb_store::RaidObjects::new(store.discs(), ACCOUNT);
     bb_store::Account::open(Box::new(objs), bb_store::Mode::ReadWrite)
