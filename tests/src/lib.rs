@@ -3,7 +3,8 @@
 //! The kit owns what several suites need: the fixture pack written by the real
 //! Box Backup 0.13 (`fixtures`), processes of the real 0.13 binaries and their
 //! configuration (`bb013`), generated source trees that change between backup
-//! rounds, and a comparison of two trees by content and attributes (`tree`).
+//! rounds, a comparison of two trees by content and attributes (`tree`), and a
+//! raw protocol client that can also misbehave (`raw`).
 //!
 //! It must not know how our own server or client work inside: suites drive them
 //! through their public entry points, exactly as they drive 0.13.
@@ -11,6 +12,7 @@
 pub mod bb013;
 pub mod fixtures;
 pub mod ours;
+pub mod raw;
 pub mod tree;
 
 /// A free TCP port on 127.0.0.1 (bound once and released; good enough for tests

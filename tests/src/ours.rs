@@ -92,7 +92,15 @@ pub struct OurServer {
 
 impl OurServer {
     pub fn start(conf: &Path) -> OurServer {
-        let server = Arc::new(Server::load(conf).unwrap_or_else(|e| panic!("bbstored: {e}")));
+        OurServer::start_with(conf, |_| {})
+    }
+
+    /// Like [`OurServer::start`], letting `tweak` change the server before it
+    /// runs (its store context is not shared yet: `Arc::get_mut` works on it).
+    pub fn start_with(conf: &Path, tweak: impl FnOnce(&mut Server)) -> OurServer {
+        let mut server = Server::load(conf).unwrap_or_else(|e| panic!("bbstored: {e}"));
+        tweak(&mut server);
+        let server = Arc::new(server);
         let listeners = server.bind().unwrap();
         let s2 = server.clone();
         let thread = std::thread::spawn(move || s2.run(listeners));

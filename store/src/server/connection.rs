@@ -15,7 +15,10 @@
 //!   forever; the drain is capped ([`Limits::max_drain`]) so a hostile client
 //!   cannot stream forever;
 //! - malformed objects, unknown types and stream/object confusion close the
-//!   connection, as in 0.13 (there is no way to resynchronise).
+//!   connection, as in 0.13 (there is no way to resynchronise);
+//! - a session waiting for its client (ident, next command) notices a
+//!   shutdown within [`STOP_POLL`], so idle clients cannot hold it up; a
+//!   session inside a command finishes it (bounded by the operation timeout).
 //!
 //! Knows nothing of stores: a [`Handler`] answers commands.
 
@@ -43,9 +46,6 @@ impl Transport for TcpStream {
         TcpStream::set_write_timeout(self, d)
     }
 }
-
-/// How often a session waiting for its next command looks at shutdown.
-const IDLE_SLICE: Duration = Duration::from_millis(250);
 
 /// Bounds on one connection.
 #[derive(Debug, Clone, Copy)]
@@ -87,7 +87,8 @@ pub trait Handler {
     /// `stream` is the command's stream, for the commands that carry one; the
     /// handler reads as much as it needs (the loop drains the rest).
     fn handle(&mut self, command: Command, stream: Option<&mut dyn IncomingStream>) -> Response;
-    /// Whether the server is shutting down (checked between commands).
+    /// Whether the server is shutting down (checked between commands and,
+    /// every [`STOP_POLL`], while waiting for the client's ident or next command).
     fn stopping(&self) -> bool {
         false
     }
@@ -280,6 +281,51 @@ fn read_retrying(t: &mut dyn Transport, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// How often a session that waits for its client looks at
+/// [`Handler::stopping`]: an idle client must not hold up a shutdown for its
+/// whole idle timeout.
+const STOP_POLL: Duration = Duration::from_millis(200);
+
+/// What [`fill_waiting`] saw.
+enum Waited {
+    Data,
+    Eof,
+    TimedOut,
+    Stopping,
+}
+
+/// Reads at least one more byte into `buf`, waiting up to `limit` in slices
+/// of [`STOP_POLL`] and giving up early when the server stops. A timed-out
+/// read loses nothing: TLS keeps a partial record for the next read.
+/// Leaves the read timeout at `limit`.
+fn fill_waiting(
+    t: &mut dyn Transport,
+    buf: &mut Vec<u8>,
+    counters: &Counters,
+    handler: &dyn Handler,
+    limit: Duration,
+) -> io::Result<Waited> {
+    let deadline = std::time::Instant::now() + limit;
+    let result = loop {
+        if handler.stopping() {
+            break Ok(Waited::Stopping);
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break Ok(Waited::TimedOut);
+        }
+        t.set_read_timeout(Some(left.min(STOP_POLL)))?;
+        match fill(t, buf, counters) {
+            Ok(true) => break Ok(Waited::Data),
+            Ok(false) => break Ok(Waited::Eof),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => continue,
+            Err(e) => break Err(e),
+        }
+    };
+    t.set_read_timeout(Some(limit))?;
+    result
+}
+
 /// Reads at least one more byte into `buf`; `Ok(false)` on a clean EOF.
 fn fill(t: &mut dyn Transport, buf: &mut Vec<u8>, counters: &Counters) -> io::Result<bool> {
     let mut tmp = [0u8; 32 * 1024];
@@ -393,11 +439,17 @@ fn serve_inner(
                 buf.drain(..used);
                 break;
             }
-            Ok(None) => {
-                if !fill(t, &mut buf, counters)? {
-                    return Ok(End::Closed);
+            Ok(None) => match fill_waiting(t, &mut buf, counters, handler, limits.operation)? {
+                Waited::Data => {}
+                Waited::Eof => return Ok(End::Closed),
+                Waited::Stopping => return Ok(End::Shutdown),
+                Waited::TimedOut => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "no ident from the client",
+                    ));
                 }
-            }
+            },
             Err(e) => return Err(protocol(format!("ident: {e}"))),
         }
     }
@@ -405,35 +457,25 @@ fn serve_inner(
         if handler.stopping() {
             return Ok(End::Shutdown);
         }
-        // Wait for a whole command: idle timeout for its first byte, waited
-        // in short slices so that a shutdown closes an idle session at once.
-        let idle_since = std::time::Instant::now();
+        // Wait for a whole command: the idle timeout (and shutdown) for its
+        // first byte, the operation timeout for the rest.
         let command = loop {
             match Command::decode(&buf) {
                 Ok(Some((c, used))) => {
                     buf.drain(..used);
                     break c;
                 }
-                Ok(None) => {
-                    let first = buf.is_empty();
-                    if first {
-                        let left = limits.idle.saturating_sub(idle_since.elapsed());
-                        if left.is_zero() {
-                            return Ok(End::Idle(limits.idle));
-                        }
-                        t.set_read_timeout(Some(left.min(IDLE_SLICE)))?;
-                    } else {
-                        t.set_read_timeout(Some(limits.operation))?;
+                Ok(None) if buf.is_empty() => {
+                    match fill_waiting(t, &mut buf, counters, handler, limits.idle)? {
+                        Waited::Data => {}
+                        Waited::Eof => return Ok(End::Closed),
+                        Waited::Stopping => return Ok(End::Shutdown),
+                        Waited::TimedOut => return Ok(End::Idle(limits.idle)),
                     }
-                    match fill(t, &mut buf, counters) {
-                        Ok(true) => {}
-                        Ok(false) => return Ok(End::Closed),
-                        Err(e) if first && e.kind() == io::ErrorKind::TimedOut => {
-                            if handler.stopping() {
-                                return Ok(End::Shutdown);
-                            }
-                        }
-                        Err(e) => return Err(e),
+                }
+                Ok(None) => {
+                    if !fill(t, &mut buf, counters)? {
+                        return Ok(End::Closed);
                     }
                 }
                 Err(bb_proto::Error::WrongDirection { .. }) => {
@@ -650,6 +692,48 @@ mod tests {
         c.write_all(&[0, 0, 0, 3, 0, 0, 0, 42]).unwrap();
         let (end, _) = h.join().unwrap();
         assert!(matches!(end, End::Protocol(_)), "{end:?}");
+    }
+
+    /// Never answers; stops when told.
+    struct Stoppable(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+    impl Handler for Stoppable {
+        fn handle(&mut self, _: Command, _: Option<&mut dyn IncomingStream>) -> Response {
+            Response::reply(bb_proto::message::IsAlive {})
+        }
+        fn stopping(&self) -> bool {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    #[test]
+    fn idle_clients_end_promptly_on_shutdown() {
+        for send_ident in [true, false] {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let s2 = stop.clone();
+            let h = std::thread::spawn(move || {
+                let (mut s, _) = l.accept().unwrap();
+                let limits = Limits {
+                    idle: Duration::from_secs(60),
+                    operation: Duration::from_secs(60),
+                    ..Limits::default()
+                };
+                let t = std::time::Instant::now();
+                let end = serve(&mut s, &mut Stoppable(s2), &limits, &Counters::default());
+                (end, t.elapsed())
+            });
+            let mut c = TcpStream::connect(addr).unwrap();
+            if send_ident {
+                c.write_all(&IDENT).unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            stop.store(true, Ordering::SeqCst);
+            let (end, took) = h.join().unwrap();
+            assert!(matches!(end, End::Shutdown), "{end:?}");
+            assert!(took < Duration::from_secs(2), "{took:?}");
+        }
     }
 
     #[test]

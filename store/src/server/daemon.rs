@@ -12,7 +12,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bb_proto::pki::{self, CnRule, ServerTls};
 use bb_raid::config::RaidConfig;
@@ -252,12 +252,33 @@ impl Server {
             }
         };
         let mut s = rustls::StreamOwned::new(conn, stream);
+        // In slices, so that a client stuck in the handshake cannot hold up a
+        // shutdown; rustls keeps a partial record across a timed-out read.
+        let deadline = Instant::now() + limits.operation;
         while s.conn.is_handshaking() {
-            if let Err(e) = s.conn.complete_io(&mut s.sock) {
-                info!(%peer, "TLS handshake failed: {e}");
+            if self.shutdown.is_triggered() {
                 return;
             }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                info!(%peer, "TLS handshake timed out");
+                return;
+            }
+            let _ = s.sock.set_read_timeout(Some(left.min(HANDSHAKE_POLL)));
+            match s.conn.complete_io(&mut s.sock) {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => {
+                    info!(%peer, "TLS handshake failed: {e}");
+                    return;
+                }
+            }
         }
+        let _ = s.sock.set_read_timeout(Some(limits.operation));
         let account = match pki::account_from_connection(&s.conn, CnRule::Strict) {
             Ok(a) => a,
             Err(e) => {
@@ -294,6 +315,9 @@ impl Server {
         let _ = std::io::Write::flush(&mut t.0);
     }
 }
+
+/// How often a session in its TLS handshake looks at the shutdown flag.
+const HANDSHAKE_POLL: Duration = Duration::from_millis(200);
 
 fn nonzero(d: Duration) -> Duration {
     if d.is_zero() {
