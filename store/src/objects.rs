@@ -14,9 +14,9 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
 
+use bb_format::read_at::ReadAt;
 use bb_raid::fs::{Fs, FsFile, OpenMode, read_full_at, write_all_at};
 use bb_raid::lock::{Locked, lock_path};
-use bb_format::read_at::ReadAt;
 use bb_raid::{DiscSet, ListKind, Overwrite, RaidRead, RaidWrite};
 use tracing::{debug, warn};
 

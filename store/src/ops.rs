@@ -40,8 +40,8 @@ use std::io::{self, Read, Write};
 
 use bb_format::EncodedName;
 use bb_format::combine::stream as combine;
-use bb_format::read_at::ReadAt;
 use bb_format::directory::{Directory, Entry, ListFilter};
+use bb_format::read_at::ReadAt;
 use bb_format::storeinfo::StoreInfo;
 use tracing::{debug, warn};
 
@@ -1034,11 +1034,7 @@ impl Account {
         };
         let size = rebuilt.len();
         let v = verify_file(&mut temp_read_at(&mut *rebuilt, ".recombinetemp"), size)?
-            .map_err(|source| Error::FileDoesNotVerify {
-                op: OP,
-                id,
-                source,
-            })?;
+            .map_err(|source| Error::FileDoesNotVerify { op: OP, id, source })?;
         Ok(ObjectStream::new(
             Source::Temp(rebuilt),
             vec![(v.index_start, size), (0, v.index_start)],
