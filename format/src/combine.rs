@@ -21,7 +21,12 @@
 //!
 //! A reference `-E` must name a block that exists: `E < N` of the file it points
 //! into. (0.13's combine accepts `E = N` and reads past its table; we reject it.)
-//! All functions work on whole objects in memory and return the new object.
+//! The functions here work on whole objects in memory and return the new
+//! object; [`stream`] has the same transforms over positional reads with
+//! bounded memory, byte for byte the same output (the in-memory versions stay
+//! as the simple reference the streaming ones are tested against).
+
+pub mod stream;
 
 use crate::error::{Error, Result};
 use crate::index::{BlockIndex, IndexEntry};
@@ -635,11 +640,20 @@ mod tests {
             let d3 = build(&d3);
             let n2 = combine(&d2, &o1).unwrap();
             prop_assert!(FileLayout::parse(&n2).unwrap().is_complete());
+            same_as_streaming(&d2, &o1, 0x51);
             let (p1, shared1) = reverse_diff(&d2, &o1, 0x51).unwrap();
             FileLayout::parse(&p1).unwrap();
             prop_assert_eq!(combine(&p1, &n2).unwrap(), o1.clone());
             let n3 = combine(&d3, &n2).unwrap();
             let (p2, shared2) = reverse_diff(&d3, &n2, 0x52).unwrap();
+            same_as_streaming(&d3, &n2, 0x52);
+            // Applying the patches in turn, as a download does.
+            prop_assert_eq!(s_rebuild(&n3, &[&p2, &p1]).is_ok(), rebuild(&n3, &[&p2, &p1]).is_ok());
+            if let Ok(r) = rebuild(&n3, &[&p2, &p1]) {
+                prop_assert_eq!(s_rebuild(&n3, &[&p2, &p1]).unwrap(), r);
+            }
+            let in_memory = combine_patches(&p2, &p1).ok();
+            prop_assert_eq!(s_combine_patches(&p2, &p1).ok(), in_memory);
             prop_assert_eq!(combine(&p2, &n3).unwrap(), n2.clone());
             if shared1 && shared2 {
                 prop_assert_eq!(rebuild(&n3, &[&p2, &p1]).unwrap(), o1.clone());
@@ -651,5 +665,214 @@ mod tests {
                 prop_assert_eq!(p1, o1);
             }
         }
+    }
+
+    /// Gives at most 5 bytes per read, so every read loop is exercised.
+    struct Dribble<'a>(&'a [u8]);
+
+    impl crate::read_at::ReadAt for Dribble<'_> {
+        fn len(&self) -> u64 {
+            self.0.len() as u64
+        }
+        fn read_at(&mut self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+            let n = buf.len().min(5);
+            let mut s = self.0;
+            crate::read_at::ReadAt::read_at(&mut s, &mut buf[..n], offset)
+        }
+    }
+
+    fn s_combine(d: &[u8], o: &[u8]) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let len = stream::combine(&mut Dribble(d), &mut Dribble(o), &mut out)?;
+        assert_eq!(len, out.len() as u64);
+        Ok(out)
+    }
+
+    fn s_reverse_diff(d: &[u8], o: &[u8], id: i64) -> Result<(Vec<u8>, bool)> {
+        let mut out = Vec::new();
+        let (len, shared) = stream::reverse_diff(&mut &d[..], &mut Dribble(o), id, &mut out)?;
+        assert_eq!(len, out.len() as u64);
+        Ok((out, shared))
+    }
+
+    fn s_combine_patches(x: &[u8], y: &[u8]) -> Result<(Vec<u8>, bool)> {
+        let mut out = Vec::new();
+        let (len, refers) = stream::combine_patches(&mut Dribble(x), &mut &y[..], &mut out)?;
+        assert_eq!(len, out.len() as u64);
+        Ok((out, refers))
+    }
+
+    fn s_rebuild(newest: &[u8], patches: &[&[u8]]) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut made = 0;
+        let mut scratch = || {
+            made += 1;
+            Ok(std::io::Cursor::new(Vec::new()))
+        };
+        let len = stream::rebuild(
+            &mut &newest[..],
+            patches.iter().map(|p| Dribble(p)),
+            &mut scratch,
+            &mut out,
+        )?;
+        assert_eq!(len, out.len() as u64);
+        assert_eq!(made, patches.len().saturating_sub(1));
+        Ok(out)
+    }
+
+    /// The streaming transforms give the same bytes, and fail on the same
+    /// inputs, as the in-memory ones.
+    fn same_as_streaming(d: &[u8], o: &[u8], id: i64) {
+        match combine(d, o) {
+            Ok(v) => assert_eq!(s_combine(d, o).unwrap(), v),
+            Err(_) => assert!(s_combine(d, o).is_err()),
+        }
+        match reverse_diff(d, o, id) {
+            Ok(v) => assert_eq!(s_reverse_diff(d, o, id).unwrap(), v),
+            Err(_) => assert!(s_reverse_diff(d, o, id).is_err()),
+        }
+        // The same two inputs as patches (usually refused: not patches).
+        assert_eq!(
+            s_combine_patches(d, o).ok(),
+            combine_patches(d, o).ok(),
+            "combine_patches"
+        );
+        match rebuild(o, &[d]) {
+            Ok(v) => assert_eq!(s_rebuild(o, &[d]).unwrap(), v),
+            Err(_) => assert!(s_rebuild(o, &[d]).is_err()),
+        }
+    }
+
+    #[test]
+    fn streaming_matches_in_memory_on_the_fixed_cases() {
+        let o = build(&old_spec());
+        let d = build(&diff_spec());
+        same_as_streaming(&d, &o, 0x10);
+        same_as_streaming(&d, &o, 0);
+        let Chain { o1, n2, p1, p2, n3 } = chain();
+        assert_eq!(s_rebuild(&n3, &[]).unwrap(), n3);
+        assert_eq!(s_rebuild(&n3, &[&p2]).unwrap(), n2);
+        assert_eq!(s_rebuild(&n3, &[&p2, &p1]).unwrap(), o1);
+        assert_eq!(
+            s_combine_patches(&p2, &p1).unwrap(),
+            combine_patches(&p2, &p1).unwrap()
+        );
+        for (a, b) in [(&n2, &p1), (&p2, &o), (&n3, &n2)] {
+            assert!(s_combine_patches(a, b).is_err());
+        }
+        assert_eq!(
+            s_combine_patches(&p1, &p2).ok(),
+            combine_patches(&p1, &p2).ok()
+        );
+        assert!(s_rebuild(&n3, &[&n2]).is_err());
+        assert!(s_rebuild(&p2, &[&p1]).is_err());
+        // Bad references, legacy files.
+        let mut bad = diff_spec();
+        bad.entries[1] = reference(4, "C");
+        same_as_streaming(&build(&bad), &o, 0x10);
+        bad.entries[1].0 = Ent::Ref(1 << 63);
+        same_as_streaming(&build(&bad), &o, 0x10);
+        let mut legacy = o.clone();
+        legacy[..4].copy_from_slice(&crate::layout::FILE_MAGIC_V0.to_be_bytes());
+        let at = legacy.len() - BlockIndex::encoded_len(4);
+        legacy[at..at + 4].copy_from_slice(&crate::index::INDEX_MAGIC_V0.to_be_bytes());
+        same_as_streaming(&d, &legacy, 0x10);
+        same_as_streaming(&legacy, &o, 0x10);
+    }
+
+    #[test]
+    fn streaming_agrees_on_truncated_and_garbled_inputs() {
+        let o = build(&old_spec());
+        let d = build(&diff_spec());
+        let Chain { p1, p2, .. } = chain();
+        for cut in 0..d.len() {
+            same_as_streaming(&d[..cut], &o, 1);
+        }
+        for cut in 0..o.len() {
+            same_as_streaming(&d, &o[..cut], 1);
+        }
+        for i in 0..d.len() {
+            for x in [0x01u8, 0x80] {
+                let mut g = d.clone();
+                g[i] ^= x;
+                same_as_streaming(&g, &o, 1);
+                assert_eq!(
+                    s_combine_patches(&g, &p1).ok(),
+                    combine_patches(&g, &p1).ok()
+                );
+                assert_eq!(
+                    s_combine_patches(&p2, &g).ok(),
+                    combine_patches(&p2, &g).ok()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn source_layout_agrees_with_file_layout() {
+        let f = crate::test_util::hello_object();
+        let check = |g: &[u8]| {
+            let a = FileLayout::parse(g);
+            let b = stream::SourceLayout::parse(&mut Dribble(g));
+            assert_eq!(a.is_ok(), b.is_ok());
+            if let (Ok(a), Ok(b)) = (a, b) {
+                assert_eq!(a.data_start as u64, b.data_start);
+                assert_eq!(a.index_start as u64, b.index_start);
+                assert_eq!(a.index.other_file_id, b.other_file_id);
+                assert_eq!(a.index.iv_base, b.iv_base);
+                assert_eq!(a.header, b.header);
+                assert_eq!(a.name, b.name);
+            }
+        };
+        for n in 0..=f.len() {
+            check(&f[..n]);
+        }
+        for i in 0..f.len() {
+            for x in [0x01u8, 0x80, 0xff] {
+                let mut g = f.clone();
+                g[i] ^= x;
+                check(&g);
+            }
+        }
+        let d = build(&diff_spec());
+        for i in 0..d.len() {
+            let mut g = d.clone();
+            g[i] ^= 0x04;
+            check(&g);
+        }
+    }
+
+    /// A source that fails every read: the error is an I/O error, not "corrupt".
+    struct Broken;
+
+    impl crate::read_at::ReadAt for Broken {
+        fn len(&self) -> u64 {
+            1000
+        }
+        fn read_at(&mut self, _: &mut [u8], _: u64) -> std::io::Result<usize> {
+            Err(std::io::Error::other("disc on fire"))
+        }
+    }
+
+    #[test]
+    fn read_and_write_failures_are_io_errors() {
+        let o = build(&old_spec());
+        let d = build(&diff_spec());
+        let mut out = Vec::new();
+        let e = stream::combine(&mut Broken, &mut &o[..], &mut out).unwrap_err();
+        assert!(matches!(e, Error::Io { .. }), "{e}");
+        let e = stream::reverse_diff(&mut &d[..], &mut Broken, 1, &mut out).unwrap_err();
+        assert!(matches!(e, Error::Io { .. }), "{e}");
+        struct Full;
+        impl std::io::Write for Full {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("disc full"))
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let e = stream::combine(&mut &d[..], &mut &o[..], &mut Full).unwrap_err();
+        assert!(matches!(e, Error::Io { .. }), "{e}");
     }
 }

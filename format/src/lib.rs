@@ -30,6 +30,7 @@ pub mod filename;
 pub mod index;
 pub mod keys;
 pub mod layout;
+pub mod read_at;
 pub mod recipe;
 pub mod refcount;
 pub mod storeinfo;

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use bb_format::Keys;
 use bb_format::blocksize::RunLayout;
-use bb_format::combine::{combine, combine_patches, rebuild};
+use bb_format::combine::{combine, combine_patches, rebuild, stream};
 use bb_format::crypto;
 use bb_format::diff::{self, DiffLimits};
 use bb_format::index::BlockClear;
@@ -145,6 +145,19 @@ fn rebuild_the_big_file_chain() {
     );
     let v1b = combine(&p, o123).unwrap();
     assert_eq!(v1b, v1);
+
+    // The streaming transforms on the real 0.13 chain: same bytes.
+    let mut scratch = || Ok(std::io::Cursor::new(Vec::new()));
+    let mut sv1 = Vec::new();
+    stream::rebuild(&mut &o123[..], [o122, o5], &mut scratch, &mut sv1).unwrap();
+    assert_eq!(sv1, v1);
+    let mut sp = Vec::new();
+    assert!(
+        stream::combine_patches(&mut &o122[..], &mut &o5[..], &mut sp)
+            .unwrap()
+            .1
+    );
+    assert_eq!(sp, p);
 }
 
 /// One "Found block match of S bytes with hash H at offset O" line of the log.

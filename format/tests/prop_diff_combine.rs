@@ -7,7 +7,7 @@
 
 use std::io::Cursor;
 
-use bb_format::combine::{combine, rebuild, reverse_diff};
+use bb_format::combine::{combine, rebuild, reverse_diff, stream};
 use bb_format::decode::decode_file;
 use bb_format::diff::{DiffLimits, diff};
 use bb_format::encode::{FileMeta, encode_file};
@@ -124,6 +124,19 @@ proptest! {
         prop_assert!(patch.len() <= old_obj.len());
         let rebuilt = rebuild(&new_obj, &[&patch]).unwrap();
         prop_assert_eq!(decode_file(&keys, &rebuilt).unwrap().content, old);
+
+        // The streaming transforms write the same bytes.
+        let mut s_new = Vec::new();
+        stream::combine(&mut &upload[..], &mut &old_obj[..], &mut s_new).unwrap();
+        prop_assert_eq!(&s_new, &new_obj);
+        let mut s_patch = Vec::new();
+        let (_, s_shared) = stream::reverse_diff(&mut &upload[..], &mut &old_obj[..], OLD_ID, &mut s_patch).unwrap();
+        prop_assert!(s_shared);
+        prop_assert_eq!(&s_patch, &patch);
+        let mut s_rebuilt = Vec::new();
+        let mut scratch = || Ok(Cursor::new(Vec::new()));
+        stream::rebuild(&mut &new_obj[..], [&patch[..]], &mut scratch, &mut s_rebuilt).unwrap();
+        prop_assert_eq!(&s_rebuilt, &rebuilt);
     }
 }
 

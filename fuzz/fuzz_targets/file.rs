@@ -26,10 +26,32 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(file) = to_file_order(data) {
         if let Ok(layout) = FileLayout::parse(&file) {
             assert_eq!(to_file_order(&to_stream_order(&layout)).unwrap(), file);
-            // Combining the file with itself exercises both sides of the transforms.
-            let _ = combine::combine(&file, &file);
-            let _ = combine::reverse_diff(&file, &file, 7);
-            let _ = combine::combine_patches(&file, &file);
+            // Combining the file with itself exercises both sides of the transforms;
+            // the streaming versions must agree byte for byte.
+            let s = |f: &mut dyn FnMut(&mut Vec<u8>) -> bb_format::Result<()>| {
+                let mut out = Vec::new();
+                f(&mut out).map(|()| out).ok()
+            };
+            let f = &file[..];
+            assert_eq!(
+                combine::combine(f, f).ok(),
+                s(&mut |o| combine::stream::combine(&mut &f[..], &mut &f[..], o).map(drop))
+            );
+            assert_eq!(
+                combine::reverse_diff(f, f, 7).ok().map(|r| r.0),
+                s(&mut |o| combine::stream::reverse_diff(&mut &f[..], &mut &f[..], 7, o)
+                    .map(drop))
+            );
+            assert_eq!(
+                combine::combine_patches(f, f).ok().map(|r| r.0),
+                s(&mut |o| combine::stream::combine_patches(&mut &f[..], &mut &f[..], o)
+                    .map(drop))
+            );
         }
+        // The streaming check accepts exactly what the in-memory one does.
+        assert_eq!(
+            FileLayout::parse(&file).is_ok(),
+            combine::stream::SourceLayout::parse(&mut &file[..]).is_ok()
+        );
     }
 });

@@ -15,7 +15,10 @@
 //!   (`create_object(id, replace)` -> a streaming [`objects::ObjectWrite`] with
 //!   `write`/`len`/`read_back_at`/`commit`/`discard`, discarded on drop;
 //!   `open_object` -> [`objects::ObjectRead`] with `size`/`read_at`/`Read`;
-//!   `object_exists`; `delete_object`), usage in blocks, the named files
+//!   `object_exists`; `delete_object`), temporary files (`create_temp(purpose)`
+//!   -> [`objects::TempObject`], `Write` + bb-format's `ReadAt`, unlinked at
+//!   once: `.difftemp`, `.recombinetemp.<n>`; [`objects::ObjectSource`] wraps an
+//!   `ObjectRead` as a `ReadAt`), usage in blocks, the named files
 //!   ([`objects::NamedFile`]: `info`, `refcount.rdb` patched in place,
 //!   `refcount.rdbX` committed by `replace_named`), `walk` over everything on disc
 //!   ([`objects::WalkItem`]), and `lock_for_writing` (the account's `write.lock`,

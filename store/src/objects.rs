@@ -14,7 +14,8 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
 
-use bb_raid::fs::{Fs, OpenMode, read_full_at, write_all_at};
+use bb_format::read_at::ReadAt;
+use bb_raid::fs::{Fs, FsFile, OpenMode, read_full_at, write_all_at};
 use bb_raid::lock::{Locked, lock_path};
 use bb_raid::{DiscSet, ListKind, Overwrite, RaidRead, RaidWrite};
 use tracing::{debug, warn};
@@ -74,6 +75,61 @@ pub trait ObjectRead: Read + Send + fmt::Debug {
     fn read_at(&mut self, buf: &mut [u8], offset: u64) -> Result<usize>;
 }
 
+/// What a temporary file is for; decides its name and disc (store.md §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TempPurpose {
+    /// Staging a diff upload that becomes object `new_id`:
+    /// `<new object's name>.difftemp`, one disc on from the object's own.
+    DiffUpload { new_id: ObjectId },
+    /// Step `step` of rebuilding an old version for a download:
+    /// `<account root>.recombinetemp.<step>`, `step + 16` discs on (0.13's
+    /// numbering: the step writing the requested version is 0).
+    Recombine { step: u32 },
+}
+
+/// A scratch file: written, then read back positionally; it has no name once
+/// created (0.13 unlinks its temporaries right after opening them), so it goes
+/// when dropped, also after a crash.
+pub trait TempObject: Write + ReadAt + Send + fmt::Debug {}
+
+/// An open object as a [`ReadAt`] source for bb-format's streaming transforms.
+#[derive(Debug)]
+pub struct ObjectSource(pub Box<dyn ObjectRead>);
+
+impl ReadAt for ObjectSource {
+    fn len(&self) -> u64 {
+        self.0.size()
+    }
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.0.read_at(buf, offset).map_err(io::Error::other)
+    }
+}
+
+/// A scratch object in memory (the fake's temporaries; and the default for
+/// stores that have no files of their own).
+#[derive(Debug, Default)]
+pub struct MemTemp(pub io::Cursor<Vec<u8>>);
+
+impl Write for MemTemp {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl ReadAt for MemTemp {
+    fn len(&self) -> u64 {
+        ReadAt::len(&self.0)
+    }
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.0.read_at(buf, offset)
+    }
+}
+
+impl TempObject for MemTemp {}
+
 /// Held while the account is open for writing; dropping it releases the lock.
 pub trait WriteLockGuard: Send + fmt::Debug {}
 
@@ -108,6 +164,14 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     fn object_exists(&self, id: ObjectId) -> Result<bool>;
     /// Deletes object `id`; `DoesNotExist` if there was none.
     fn delete_object(&self, id: ObjectId) -> Result<()>;
+
+    /// Creates a temporary file for `purpose` (diff staging, rebuilding old
+    /// versions), so large files need not be held in memory. The default keeps
+    /// it in memory; stores with discs put it there (and wrappers forward).
+    fn create_temp(&self, purpose: TempPurpose) -> Result<Box<dyn TempObject>> {
+        let _ = purpose;
+        Ok(Box::new(MemTemp::default()))
+    }
 
     /// The whole named file, `None` if it does not exist.
     fn read_named(&self, file: NamedFile) -> Result<Option<Vec<u8>>>;
@@ -412,6 +476,71 @@ impl ObjectRead for RaidObjectRead {
     }
 }
 
+/// Bytes a temporary file buffers before writing them out.
+const TEMP_BUFFER: usize = 64 << 10;
+
+/// A plain file on one of the discs, unlinked as soon as it was created.
+struct RaidTemp {
+    file: Box<dyn FsFile>,
+    path: std::path::PathBuf,
+    buf: Vec<u8>,
+    /// Bytes already in the file (the buffer follows them).
+    flushed: u64,
+}
+
+impl fmt::Debug for RaidTemp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RaidTemp")
+            .field("path", &self.path)
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+impl RaidTemp {
+    fn write_out(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            write_all_at(&*self.file, &self.buf, self.flushed)?;
+            self.flushed += self.buf.len() as u64;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+}
+
+impl Write for RaidTemp {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.buf.len() + data.len() > TEMP_BUFFER {
+            self.write_out()?;
+            if data.len() >= TEMP_BUFFER {
+                write_all_at(&*self.file, data, self.flushed)?;
+                self.flushed += data.len() as u64;
+                return Ok(data.len());
+            }
+        }
+        if self.buf.capacity() == 0 {
+            self.buf.reserve_exact(TEMP_BUFFER);
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.write_out()
+    }
+}
+
+impl ReadAt for RaidTemp {
+    fn len(&self) -> u64 {
+        self.flushed + self.buf.len() as u64
+    }
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.write_out()?;
+        read_full_at(&*self.file, buf, offset)
+    }
+}
+
+impl TempObject for RaidTemp {}
+
 /// The account's `write.lock`, released by unlink + close.
 struct RaidWriteLock {
     held: Option<Locked>,
@@ -500,6 +629,51 @@ impl ObjectStore for RaidObjects {
         self.discs
             .delete(&name)
             .map_err(|e| not_found_or("delete object", id, &name, e))
+    }
+
+    fn create_temp(&self, purpose: TempPurpose) -> Result<Box<dyn TempObject>> {
+        let (name, offset) = match purpose {
+            TempPurpose::DiffUpload { new_id } => {
+                let object = self.object_name(new_id);
+                self.ensure_dir(&object)?;
+                (format!("{object}.difftemp"), 1)
+            }
+            TempPurpose::Recombine { step } => (
+                format!("{}.recombinetemp.{step}", self.root),
+                step as usize + 16,
+            ),
+        };
+        // 0.13's DiscSetPathToFileSystemPath: the write file's disc plus an offset.
+        let disc = self.discs.start_disc(&name) + offset;
+        let path = self.discs.disc_dir(disc).join(&name);
+        let fs = self.fs();
+        let file = match fs.open(&path, OpenMode::CreateNew) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                // Left by a crash between create and unlink, or another session's
+                // in the instant before it unlinks its own; either way nobody
+                // needs the name.
+                warn!(path = %path.display(), "removing a stale temporary file");
+                fs.remove_file(&path)
+                    .map_err(|e| Error::io("unlink stale temporary", &path, e))?;
+                fs.open(&path, OpenMode::CreateNew)
+                    .map_err(|e| Error::io("create temporary", &path, e))?
+            }
+            Err(e) => return Err(Error::io("create temporary", &path, e)),
+        };
+        match fs.remove_file(&path) {
+            Ok(()) => {}
+            // Another session took the name for a moment (see above): ours is
+            // unlinked all the same.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("unlink temporary", &path, e)),
+        }
+        Ok(Box::new(RaidTemp {
+            file,
+            path,
+            buf: Vec::new(),
+            flushed: 0,
+        }))
     }
 
     fn read_named(&self, file: NamedFile) -> Result<Option<Vec<u8>>> {

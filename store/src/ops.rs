@@ -28,23 +28,28 @@
 //!   its declared size or the bytes received so far prove it cannot fit, before
 //!   anything more is written (protocol.md §6.4).
 //!
-//! Memory: non-diff uploads and downloads of complete files stream through a
-//! small buffer. Diff uploads and downloads of old versions (patch chains) are
-//! combined in memory for now, as bb-format's combine works on whole objects.
+//! Memory: everything streams through small buffers, whatever the file size.
+//! A diff upload is staged in an unlinked temporary file (`.difftemp`), then
+//! combined with the old version into the new object and reverse-diffed into
+//! the old version's replacement by bb-format's streaming transforms; a
+//! download of an old version is rebuilt patch by patch through unlinked
+//! `.recombinetemp.<n>` files (store.md §3.1) and sent from the last one. Only
+//! one `u64` per block of the old version is held (the transforms' tables).
 
 use std::io::{self, Read, Write};
 
 use bb_format::EncodedName;
-use bb_format::combine;
+use bb_format::combine::stream as combine;
 use bb_format::directory::{Directory, Entry, ListFilter};
+use bb_format::read_at::ReadAt;
 use bb_format::storeinfo::StoreInfo;
 use tracing::{debug, warn};
 
 use crate::ObjectId;
 use crate::account::{Account, ObjectKind, ROOT_DIRECTORY_ID};
 use crate::error::{Error, Result};
-use crate::objects::ObjectRead;
-use crate::verify::{VerifiedFile, verify_bytes, verify_file};
+use crate::objects::{ObjectRead, ObjectSource, ObjectWrite, TempObject, TempPurpose};
+use crate::verify::{VerifiedFile, verify_file};
 
 /// Copy buffer for uploads.
 const COPY_BUF: usize = 64 << 10;
@@ -102,20 +107,21 @@ pub struct AccountUsage2 {
 
 enum Source {
     Object(Box<dyn ObjectRead>),
-    Memory(Vec<u8>),
+    /// A rebuilt old version in an unlinked temporary file.
+    Temp(Box<dyn TempObject>),
 }
 
 impl std::fmt::Debug for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Source::Object(o) => f.debug_tuple("Object").field(o).finish(),
-            Source::Memory(m) => write!(f, "Memory({} bytes)", m.len()),
+            Source::Temp(t) => f.debug_tuple("Temp").field(t).finish(),
         }
     }
 }
 
 /// An outgoing stream of known length: byte ranges of a stored object (or of a
-/// rebuilt one in memory), sent in order. GetFile's stream order is
+/// rebuilt one in a temporary file), sent in order. GetFile's stream order is
 /// `[index_start, size)` then `[0, index_start)`.
 #[derive(Debug)]
 pub struct ObjectStream {
@@ -169,11 +175,7 @@ impl Read for ObjectStream {
             let at = a + skip;
             let want = ((b - at) as usize).min(buf.len());
             let got = match &mut self.source {
-                Source::Memory(m) => {
-                    let at = at as usize;
-                    buf[..want].copy_from_slice(&m[at..at + want]);
-                    want
-                }
+                Source::Temp(t) => t.read_at(&mut buf[..want], at)?,
                 Source::Object(o) => o.read_at(&mut buf[..want], at).map_err(io::Error::other)?,
             };
             if got == 0 && want > 0 {
@@ -234,6 +236,27 @@ fn limit_err(op: &'static str, info: &StoreInfo, adding: i64) -> Error {
         used: info.blocks_used,
         adding,
         hard: info.blocks_hard_limit,
+    }
+}
+
+/// Maps a streaming transform's error: a failure to read or write is the
+/// store's own (no protocol error), anything else means the file does not fit
+/// together and is answered `FileDoesNotVerify`.
+fn transform_err(op: &'static str, id: ObjectId) -> impl Fn(bb_format::Error) -> Error {
+    move |e| match e {
+        e @ bb_format::Error::Io { .. } => Error::Format { op, source: e },
+        source => Error::FileDoesNotVerify { op, id, source },
+    }
+}
+
+/// Reads a temporary file for `verify_file`.
+fn temp_read_at<'a>(
+    t: &'a mut dyn TempObject,
+    what: &'static str,
+) -> impl FnMut(&mut [u8], u64) -> Result<usize> + 'a {
+    move |b, off| {
+        t.read_at(b, off)
+            .map_err(|e| Error::io("read temporary", what, e))
     }
 }
 
@@ -626,8 +649,8 @@ impl Account {
         Ok(ObjectName::default())
     }
 
-    /// StoreFile (30). Streams `data` into the new object (a diff is combined with
-    /// `diff_from_id` in memory). `declared_len` is the stream's announced size, if
+    /// StoreFile (30). Streams `data` into the new object (a diff is staged in a
+    /// temporary file and combined with `diff_from_id` streaming). `declared_len` is the stream's announced size, if
     /// fixed: it lets an oversized upload be refused before any byte is written.
     /// On error the rest of `data` is unread.
     #[allow(clippy::too_many_arguments)]
@@ -758,9 +781,8 @@ impl Account {
         id: ObjectId,
         dir: &Directory,
         info: StoreInfo,
-        reversed_old: Option<(ObjectId, Vec<u8>)>,
+        reversed_old: Option<Box<dyn ObjectWrite>>,
     ) -> Result<ObjectId> {
-        const OP: &str = "StoreFile";
         // The directory's own size change is added by save_directory on top.
         let before = self.info().clone();
         *self.info_mut()? = info;
@@ -769,20 +791,50 @@ impl Account {
             if let Err(e2) = self.store().delete_object(id) {
                 warn!(id, error = %e2, "removing an upload whose directory could not be saved");
             }
+            if let Some(w) = reversed_old {
+                if let Err(e2) = w.discard() {
+                    warn!(id, error = %e2, "discarding the reverse diff of a failed upload");
+                }
+            }
             return Err(e);
         }
-        if let Some((old_id, bytes)) = reversed_old {
+        if let Some(w) = reversed_old {
             // After the directory: a crash in between leaves the old version complete,
             // which readers handle (the dependency is only an optimisation for them
             // until this commit lands). Failing here leaves the same state.
-            let mut w = self.store().create_object(old_id, true)?;
-            w.write_all(&bytes).map_err(stream_err(OP))?;
             w.commit()?;
         }
         self.set_refcount(id, 1)?;
         self.save_info()?;
         debug!(id, dir = dir.object_id, "file stored");
         Ok(id)
+    }
+
+    /// Copies the incoming diff into a temporary file, refusing it as soon as
+    /// `cannot_fit` says its length so far proves it cannot fit.
+    fn stage_upload(
+        &self,
+        temp: &mut dyn TempObject,
+        data: &mut dyn Read,
+        cannot_fit: &dyn Fn(&Account, u64) -> Option<Error>,
+    ) -> Result<()> {
+        const OP: &str = "StoreFile";
+        let mut buf = vec![0u8; COPY_BUF];
+        loop {
+            let n = match data.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(stream_err(OP)(e)),
+            };
+            if let Some(e) = cannot_fit(self, temp.len() + n as u64) {
+                return Err(e);
+            }
+            temp.write_all(&buf[..n])
+                .map_err(|e| Error::io("write temporary", ".difftemp", e))?;
+        }
+        temp.flush()
+            .map_err(|e| Error::io("write temporary", ".difftemp", e))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -799,65 +851,81 @@ impl Account {
         const OP: &str = "StoreFile";
         let hard = self.info().blocks_hard_limit;
         let used = self.info().blocks_used;
-        let old = self.read_object(OP, diff_from_id)?;
-        let old_usage = self.usage_in_blocks(old.len() as u64);
+        let mut old = ObjectSource(self.store().open_object(diff_from_id).map_err(
+            |e| match e {
+                Error::DoesNotExist { id, .. } => Error::DoesNotExist { op: OP, id },
+                e => e,
+            },
+        )?);
+        let old_usage = self.usage_in_blocks(old.len());
         // The new file holds every byte of the patch but its references, so it is
         // at least as large; the old version shrinks at most to nothing. So
         // used + usage(patch) - usage(old) > hard proves the upload cannot fit.
-        let cannot_fit =
-            |acc: &Account, len: u64| used + acc.usage_in_blocks(len) - old_usage > hard;
-        if let Some(n) = declared_len {
-            if cannot_fit(self, n) {
-                return Err(limit_err(
-                    OP,
-                    self.info(),
-                    self.usage_in_blocks(n) - old_usage,
-                ));
-            }
+        let cannot_fit = |acc: &Account, len: u64| {
+            let adding = acc.usage_in_blocks(len) - old_usage;
+            (used + adding > hard).then(|| limit_err(OP, acc.info(), adding))
+        };
+        if let Some(e) = declared_len.and_then(|n| cannot_fit(self, n)) {
+            return Err(e);
         }
         let id = self.allocate_object_id()?;
-        // Diffs are combined in memory for now (see the module header).
-        let mut patch = Vec::new();
-        let mut buf = vec![0u8; COPY_BUF];
-        loop {
-            let n = match data.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(stream_err(OP)(e)),
-            };
-            if cannot_fit(self, (patch.len() + n) as u64) {
-                let adding = self.usage_in_blocks((patch.len() + n) as u64) - old_usage;
-                return Err(limit_err(OP, self.info(), adding));
+        // Staged on disc, as 0.13 does: the transforms read it several times.
+        let mut diff = self
+            .store()
+            .create_temp(TempPurpose::DiffUpload { new_id: id })?;
+        self.stage_upload(&mut *diff, data, &cannot_fit)?;
+        let size = diff.len();
+        let verified = verify_file(&mut temp_read_at(&mut *diff, ".difftemp"), size)?
+            .map_err(|source| Error::FileDoesNotVerify { op: OP, id, source })?;
+        let not_verify = transform_err(OP, id);
+
+        let mut new = self.store().create_object(id, false)?;
+        let new_len = match combine::combine(&mut *diff, &mut old, &mut new) {
+            Ok(n) => n,
+            Err(e) => {
+                new.discard()?;
+                return Err(not_verify(e));
             }
-            patch.extend_from_slice(&buf[..n]);
-        }
-        drop(buf);
-        if let Err(source) = verify_bytes(&patch) {
-            return Err(Error::FileDoesNotVerify { op: OP, id, source });
-        }
-        let not_verify = |source| Error::FileDoesNotVerify { op: OP, id, source };
-        let new = combine::combine(&patch, &old).map_err(not_verify)?;
-        let (reversed, shared) =
-            combine::reverse_diff(&patch, &old, diff_from_id).map_err(not_verify)?;
-        drop(patch);
-        let new_usage = self.usage_in_blocks(new.len() as u64);
-        let rev_usage = if shared {
-            self.usage_in_blocks(reversed.len() as u64)
+        };
+        // A verified diff shares blocks with the old version exactly when it has
+        // references; only then is the old version rewritten.
+        let reversed = if verified.is_complete() {
+            None
         } else {
-            old_usage
+            let mut w = self.store().create_object(diff_from_id, true)?;
+            match combine::reverse_diff(&mut *diff, &mut old, diff_from_id, &mut w) {
+                Ok((len, true)) => Some((w, len)),
+                Ok((_, false)) => {
+                    w.discard()?;
+                    None
+                }
+                Err(e) => {
+                    w.discard()?;
+                    new.discard()?;
+                    return Err(not_verify(e));
+                }
+            }
+        };
+        drop(diff);
+        drop(old);
+        let shared = reversed.is_some();
+        let new_usage = self.usage_in_blocks(new_len);
+        let rev_usage = match &reversed {
+            Some((_, len)) => self.usage_in_blocks(*len),
+            None => old_usage,
         };
         if used + new_usage - (old_usage - rev_usage) > hard {
+            new.discard()?;
+            if let Some((w, _)) = reversed {
+                w.discard()?;
+            }
             return Err(limit_err(
                 OP,
                 self.info(),
                 new_usage - (old_usage - rev_usage),
             ));
         }
-        let mut w = self.store().create_object(id, false)?;
-        w.write_all(&new).map_err(stream_err(OP))?;
-        drop(new);
-        w.commit()?;
+        new.commit()?;
 
         let mut info = self.info().clone();
         let old_i = dir
@@ -890,8 +958,7 @@ impl Account {
         account_entry(&mut info, &entry, 1);
         dir.entries.push(entry);
         info.blocks_used += new_usage + (rev_usage - old_size);
-        let reversed_old = shared.then_some((diff_from_id, reversed));
-        self.finish_upload(id, &dir, info, reversed_old)
+        self.finish_upload(id, &dir, info, reversed.map(|(w, _)| w))
     }
 
     /// Looks up a file entry for GetFile and returns its stream-order bytes.
@@ -938,32 +1005,46 @@ impl Account {
             chain.push(next);
         }
         let newest = chain.pop().unwrap_or(id);
-        let load = |oid: ObjectId| {
-            self.read_object(OP, oid).map_err(|e| match e {
-                Error::DoesNotExist { .. } => Error::PatchConsistency {
-                    op: OP,
-                    id,
-                    detail: format!("object {oid:#x} of the chain is missing"),
-                },
-                e => e,
-            })
+        let open = |oid: ObjectId| {
+            self.store()
+                .open_object(oid)
+                .map(ObjectSource)
+                .map_err(|e| match e {
+                    Error::DoesNotExist { .. } => Error::PatchConsistency {
+                        op: OP,
+                        id,
+                        detail: format!("object {oid:#x} of the chain is missing"),
+                    },
+                    e => e,
+                })
         };
-        let newest_bytes = load(newest)?;
-        // Patches, newest first (chain is oldest .. next-to-newest).
-        let mut patches = Vec::with_capacity(chain.len());
-        for &p in chain.iter().rev() {
-            patches.push(load(p)?);
+        let not_verify = transform_err(OP, id);
+        let mut newest = open(newest)?;
+        // Patches newest first (chain is oldest .. next-to-newest), each applied
+        // to the previous result in a fresh temporary; the previous one goes
+        // when replaced. 0.13 numbers the steps down to 0 for the last.
+        let mut current: Option<Box<dyn TempObject>> = None;
+        for (step, &p) in chain.iter().enumerate().rev() {
+            let mut patch = open(p)?;
+            let mut out = self.store().create_temp(TempPurpose::Recombine {
+                step: u32::try_from(step).unwrap_or(u32::MAX),
+            })?;
+            match current.as_mut() {
+                Some(c) => combine::apply_patch(&mut patch, &mut **c, &mut out),
+                None => combine::apply_patch(&mut patch, &mut newest, &mut out),
+            }
+            .map_err(&not_verify)?;
+            current = Some(out);
         }
-        let rebuilt = combine::rebuild(&newest_bytes, &patches)
+        let Some(mut rebuilt) = current else {
+            // Not reached: a DependsNewer link puts at least one patch in the chain.
+            return self.file_stream(OP, id);
+        };
+        let size = rebuilt.len();
+        let v = verify_file(&mut temp_read_at(&mut *rebuilt, ".recombinetemp"), size)?
             .map_err(|source| Error::FileDoesNotVerify { op: OP, id, source })?;
-        let v = verify_bytes(&rebuilt).map_err(|source| Error::FileDoesNotVerify {
-            op: OP,
-            id,
-            source,
-        })?;
-        let size = rebuilt.len() as u64;
         Ok(ObjectStream::new(
-            Source::Memory(rebuilt),
+            Source::Temp(rebuilt),
             vec![(v.index_start, size), (0, v.index_start)],
         ))
     }

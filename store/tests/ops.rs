@@ -438,6 +438,85 @@ fn diff_uploads_and_patch_chains() {
     }
 }
 
+/// Diffs that fail (do not verify, refer past the old file, a broken stream)
+/// leave no new object, no rewritten old version, no temporary file and no
+/// counter change; the account stays usable.
+#[test]
+fn failed_diff_uploads_leave_nothing_behind() {
+    let a: &[u8] = &[b'a'; 3000];
+    let b: &[u8] = &[b'b'; 3000];
+    let c: &[u8] = &[b'c'; 2000];
+    for (label, make) in factories() {
+        eprintln!("backend {label}");
+        let (handle, keep) = make();
+        let store_handle = handle();
+        let mut acc = new_account(handle(), 10_000, 20_000);
+        let d = acc.create_directory(1, &name("d"), &[], 0, 0).unwrap();
+        let id1 = store(&mut acc, d, "big", &file_of_blocks(d, "big", &[a, b])).unwrap();
+        let old_bytes = acc.get_object(id1).unwrap().into_vec().unwrap();
+        let usage = acc.account_usage();
+        let dir_before = acc.read_directory("t", d).unwrap();
+
+        // Refers to block 2 of a 2-block file: verifies, but cannot combine.
+        let past_end = patch(d, "big", id1, &[a, b, c], &[Ok(0), Ok(2)]);
+        let good = patch(d, "big", id1, &[a, b], &[Ok(0), Err(c)]);
+        let truncated = &good[..good.len() - 5];
+        let mut garbled = good.clone();
+        let at = garbled.len() - 25; // low byte of the last entry's size
+        garbled[at] ^= 0x40; // the chunk sizes no longer add up
+        for (what, bytes) in [
+            ("reference past the end", &past_end[..]),
+            ("truncated", truncated),
+            ("garbled", &garbled[..]),
+        ] {
+            let next = acc.info().last_object_id_used + 1;
+            let r = acc.store_file(d, 2, 2, id1, &name("big"), &mut &bytes[..], None);
+            assert_eq!(kind(r), Some(StoreErrorKind::FileDoesNotVerify), "{what}");
+            assert!(!store_handle.object_exists(next).unwrap(), "{what}");
+            assert_eq!(acc.get_object(id1).unwrap().into_vec().unwrap(), old_bytes);
+            assert_eq!(acc.account_usage(), usage, "{what}");
+            assert_eq!(acc.read_directory("t", d).unwrap(), dir_before, "{what}");
+            assert_counters(&acc);
+        }
+        // A stream that breaks part-way.
+        struct Breaks<'a>(&'a [u8]);
+        impl Read for Breaks<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.0.is_empty() {
+                    return Err(std::io::Error::other("connection reset"));
+                }
+                let n = buf.len().min(self.0.len()).min(100);
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let r = acc.store_file(d, 2, 2, id1, &name("big"), &mut Breaks(&good[..200]), None);
+        assert!(r.is_err());
+        assert_eq!(acc.account_usage(), usage);
+        if let Some(ts) = &keep {
+            let temps: Vec<String> = common::tree(ts.root())
+                .into_iter()
+                .filter(|p| p.contains("temp") || p.ends_with(".rfwX"))
+                .collect();
+            assert!(temps.is_empty(), "{temps:?}");
+        }
+        // And the good diff still goes in.
+        let id2 = acc
+            .store_file(d, 2, 2, id1, &name("big"), &mut &good[..], None)
+            .unwrap();
+        assert_eq!(
+            content(&acc.get_file(d, id1).unwrap().into_vec().unwrap()),
+            [a, b].concat()
+        );
+        assert_eq!(
+            content(&acc.get_file(d, id2).unwrap().into_vec().unwrap()),
+            [a, c].concat()
+        );
+        assert_counters(&acc);
+    }
+}
+
 /// Reads a limited stream and counts how much was taken.
 struct Counting<'a> {
     data: &'a [u8],
