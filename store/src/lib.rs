@@ -2,7 +2,7 @@
 //!
 //! Owns: accounts.txt, store info, refcounts, object id -> RaidFile path, directory
 //! operations, (later) housekeeping, check/fix and a transport-free session; the
-//! binaries bbstored, bbstoreaccounts and raidfile-config.
+//! binaries bbstored, bbstoreaccounts, bbstored-config and raidfile-config.
 //!
 //! Must not know: the client's keys. The store sees only encrypted objects.
 //!
@@ -49,6 +49,7 @@ pub mod account;
 pub mod accounts;
 pub mod accounts_tool;
 pub mod check;
+pub mod config_tool;
 pub mod error;
 pub mod housekeep;
 pub mod memory;

@@ -5,12 +5,36 @@
 //! unknown key is an error with its line, as in 0.13 (which refuses keys that
 //! its verification table does not list), so a typo never silently falls back
 //! to a default.
+//!
+//! The same settings may come from a TOML file instead: [`ServerConfig::load`]
+//! reads a path ending in `.toml` as TOML, with the same key names, defaults and
+//! checks. The top-level keys stay top-level and the `Server` block becomes a
+//! `[Server]` table; values are typed (paths and `ListenAddresses` are strings in
+//! 0.13's syntax, times and `SSLSecurityLevel` integers, `ExtendedLogging` a
+//! boolean):
+//!
+//! ```toml
+//! RaidFileConf = "/etc/boxbackup/raidfile.conf"
+//! AccountDatabase = "/etc/boxbackup/bbstored/accounts.txt"
+//! TimeBetweenHousekeeping = 900
+//!
+//! [Server]
+//! ListenAddresses = "inet:backup.example.com"
+//! CertificateFile = "/etc/boxbackup/bbstored/backup.example.com-cert.pem"
+//! PrivateKeyFile = "/etc/boxbackup/bbstored/backup.example.com-key.pem"
+//! TrustedCAsFile = "/etc/boxbackup/bbstored/clientCA.pem"
+//! ```
+//!
+//! Errors in either form read `file:line: message`. Every key, its default and
+//! which are ours: docs/store.md, "bbstored.conf".
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bb_raid::config::{Block, Key, parse, parse_c_int};
+use serde::Deserialize;
+use toml::Spanned;
 
 /// The default port of Box Backup (protocol.md §1.1).
 pub const DEFAULT_PORT: u16 = 2201;
@@ -98,10 +122,14 @@ impl Reader<'_> {
     }
 
     fn path(&self, k: &Key) -> Result<PathBuf, ConfigError> {
-        if k.value.is_empty() {
-            return Err(self.bad(k.line, format!("'{}' is empty", k.name)));
+        self.path_at(&k.name, &k.value, k.line)
+    }
+
+    fn path_at(&self, name: &str, value: &str, line: usize) -> Result<PathBuf, ConfigError> {
+        if value.is_empty() {
+            return Err(self.bad(line, format!("'{name}' is empty")));
         }
-        Ok(PathBuf::from(&k.value))
+        Ok(PathBuf::from(value))
     }
 
     fn int(&self, k: &Key) -> Result<i64, ConfigError> {
@@ -116,14 +144,15 @@ impl Reader<'_> {
     fn seconds(&self, k: Option<&Key>, default: u64) -> Result<Duration, ConfigError> {
         match k {
             None => Ok(Duration::from_secs(default)),
-            Some(k) => {
-                let v = self.int(k)?;
-                if v < 0 {
-                    return Err(self.bad(k.line, format!("'{}' must not be negative", k.name)));
-                }
-                Ok(Duration::from_secs(v as u64))
-            }
+            Some(k) => self.seconds_at(&k.name, self.int(k)?, k.line),
         }
+    }
+
+    fn seconds_at(&self, name: &str, v: i64, line: usize) -> Result<Duration, ConfigError> {
+        if v < 0 {
+            return Err(self.bad(line, format!("'{name}' must not be negative")));
+        }
+        Ok(Duration::from_secs(v as u64))
     }
 
     /// 0.13's boolean: `yes`/`true`/`1` (any case) or `no`/`false`/`0`.
@@ -140,11 +169,15 @@ impl Reader<'_> {
 
     /// `inet:host[:port][,inet:host[:port]...]`.
     fn listen(&self, k: &Key) -> Result<Vec<(String, u16)>, ConfigError> {
+        self.listen_at(&k.value, k.line)
+    }
+
+    fn listen_at(&self, value: &str, line: usize) -> Result<Vec<(String, u16)>, ConfigError> {
         let mut out = Vec::new();
-        for item in k.value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let Some(rest) = item.strip_prefix("inet:") else {
                 return Err(self.bad(
-                    k.line,
+                    line,
                     format!("listen address '{item}' must be inet:host[:port] (unix: sockets are not supported)"),
                 ));
             };
@@ -153,7 +186,7 @@ impl Reader<'_> {
                 Some((h, p)) if !h.contains(':') || h.starts_with('[') => {
                     let p: u16 = p
                         .parse()
-                        .map_err(|_| self.bad(k.line, format!("bad port '{p}' in '{item}'")))?;
+                        .map_err(|_| self.bad(line, format!("bad port '{p}' in '{item}'")))?;
                     (
                         h.trim_start_matches('[').trim_end_matches(']').to_string(),
                         p,
@@ -162,12 +195,12 @@ impl Reader<'_> {
                 _ => (rest.to_string(), DEFAULT_PORT),
             };
             if host.is_empty() {
-                return Err(self.bad(k.line, format!("no host in '{item}'")));
+                return Err(self.bad(line, format!("no host in '{item}'")));
             }
             out.push((host, port));
         }
         if out.is_empty() {
-            return Err(self.bad(k.line, "ListenAddresses names no address"));
+            return Err(self.bad(line, "ListenAddresses names no address"));
         }
         Ok(out)
     }
@@ -194,6 +227,46 @@ const SERVER_KEYS: &[&str] = &[
     // Ours:
     "CRLFile",
 ];
+
+/// The TOML form: 0.13's key names, typed. Field names are the keys themselves so
+/// that serde's "unknown field" message lists exactly what a user may write.
+#[allow(non_snake_case)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlRoot {
+    RaidFileConf: Option<Spanned<String>>,
+    AccountDatabase: Option<Spanned<String>>,
+    ExtendedLogging: Option<bool>,
+    TimeBetweenHousekeeping: Option<Spanned<i64>>,
+    IdleTimeout: Option<Spanned<i64>>,
+    OperationTimeout: Option<Spanned<i64>>,
+    ShutdownGracePeriod: Option<Spanned<i64>>,
+    Server: Option<Spanned<TomlServer>>,
+}
+
+#[allow(non_snake_case)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlServer {
+    PidFile: Option<Spanned<String>>,
+    User: Option<String>,
+    ListenAddresses: Option<Spanned<String>>,
+    CertificateFile: Option<Spanned<String>>,
+    PrivateKeyFile: Option<Spanned<String>>,
+    TrustedCAsFile: Option<Spanned<String>>,
+    SSLSecurityLevel: Option<i64>,
+    CRLFile: Option<Spanned<String>>,
+}
+
+/// The 1-based line of byte `pos` of `text`.
+fn line_of(text: &str, pos: usize) -> usize {
+    let end = pos.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
 
 impl ServerConfig {
     /// Parses the text of a bbstored.conf; `file` names it in errors.
@@ -241,14 +314,86 @@ impl ServerConfig {
         })
     }
 
-    /// Reads and parses a bbstored.conf.
+    /// Parses the TOML form (see the module docs); `file` names it in errors.
+    pub fn parse_toml(text: &str, file: &str) -> Result<ServerConfig, ConfigError> {
+        let r = Reader { file };
+        let line = |span: std::ops::Range<usize>| line_of(text, span.start);
+        let root: TomlRoot = toml::from_str(text)
+            .map_err(|e| r.bad(e.span().map_or(1, line), e.message().trim_end().to_string()))?;
+        let server = root
+            .Server
+            .as_ref()
+            .ok_or_else(|| r.bad(1, "the file lacks the [Server] table"))?;
+        let server_line = line(server.span());
+        let server = server.get_ref();
+        let path = |name: &str, v: &Spanned<String>| r.path_at(name, v.get_ref(), line(v.span()));
+        let lacks = |name: &str, in_server: bool| {
+            let (at, what) = if in_server {
+                (server_line, "table [Server]")
+            } else {
+                (1, "the file")
+            };
+            r.bad(at, format!("{what} lacks the required key '{name}'"))
+        };
+        let required = |name: &str, v: &Option<Spanned<String>>, in_server: bool| match v {
+            Some(v) => path(name, v),
+            None => Err(lacks(name, in_server)),
+        };
+        let seconds = |name: &str, v: &Option<Spanned<i64>>, default: u64| match v {
+            Some(v) => r.seconds_at(name, *v.get_ref(), line(v.span())),
+            None => Ok(Duration::from_secs(default)),
+        };
+        let listen = server
+            .ListenAddresses
+            .as_ref()
+            .ok_or_else(|| lacks("ListenAddresses", true))?;
+        Ok(ServerConfig {
+            raidfile_conf: match &root.RaidFileConf {
+                Some(v) => path("RaidFileConf", v)?,
+                None => PathBuf::from("/etc/boxbackup/raidfile.conf"),
+            },
+            account_database: required("AccountDatabase", &root.AccountDatabase, false)?,
+            extended_logging: root.ExtendedLogging.unwrap_or(false),
+            time_between_housekeeping: seconds(
+                "TimeBetweenHousekeeping",
+                &root.TimeBetweenHousekeeping,
+                900,
+            )?,
+            pid_file: server
+                .PidFile
+                .as_ref()
+                .map(|v| path("PidFile", v))
+                .transpose()?,
+            user: server.User.clone().filter(|u| !u.is_empty()),
+            listen_addresses: r.listen_at(listen.get_ref(), line(listen.span()))?,
+            certificate_file: required("CertificateFile", &server.CertificateFile, true)?,
+            private_key_file: required("PrivateKeyFile", &server.PrivateKeyFile, true)?,
+            trusted_cas_file: required("TrustedCAsFile", &server.TrustedCAsFile, true)?,
+            ssl_security_level: server.SSLSecurityLevel,
+            crl_file: server
+                .CRLFile
+                .as_ref()
+                .map(|v| path("CRLFile", v))
+                .transpose()?,
+            idle_timeout: seconds("IdleTimeout", &root.IdleTimeout, 900)?,
+            operation_timeout: seconds("OperationTimeout", &root.OperationTimeout, 900)?,
+            shutdown_grace: seconds("ShutdownGracePeriod", &root.ShutdownGracePeriod, 30)?,
+        })
+    }
+
+    /// Reads and parses a bbstored.conf: the TOML form if the name ends in
+    /// `.toml`, else 0.13's.
     pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             file: file.clone(),
             source,
         })?;
-        ServerConfig::parse(&text, &file)
+        if path.extension().is_some_and(|e| e == "toml") {
+            ServerConfig::parse_toml(&text, &file)
+        } else {
+            ServerConfig::parse(&text, &file)
+        }
     }
 
     /// The socket addresses to listen on (host names resolved now).
@@ -347,5 +492,164 @@ Server
             assert!(e.contains(what), "{e}");
         }
         assert!(ServerConfig::parse("Server\n{\n", "x").is_err());
+    }
+
+    const FIXTURE_TOML: &str = "# bbstored.toml for the fixture store
+RaidFileConf = \"/s/raidfile.conf\"
+AccountDatabase = \"/s/accounts.txt\"
+TimeBetweenHousekeeping = 900
+
+[Server]
+PidFile = \"/s/bbstored.pid\"
+ListenAddresses = \"inet:127.0.0.1:22011\"
+CertificateFile = \"/c/localhost-cert.pem\"
+PrivateKeyFile = \"/c/localhost-key.pem\"
+TrustedCAsFile = \"/c/clientCA.pem\"
+SSLSecurityLevel = 2
+";
+
+    #[test]
+    fn toml_form_reads_the_same() {
+        let classic = ServerConfig::parse(FIXTURE, "bbstored.conf").unwrap();
+        let toml = ServerConfig::parse_toml(FIXTURE_TOML, "bbstored.toml").unwrap();
+        assert_eq!(toml, classic);
+
+        // Every key, ours included, in both forms.
+        let all = FIXTURE
+            .replace(
+                "TimeBetweenHousekeeping = 900\n",
+                "TimeBetweenHousekeeping = 60\nExtendedLogging = yes\nIdleTimeout = 5\n\
+                 OperationTimeout = 6\nShutdownGracePeriod = 0\n",
+            )
+            .replace(
+                "\tSSLSecurityLevel = 2\n",
+                "\tSSLSecurityLevel = 1\n\tUser = bbs\n\tCRLFile = /c/crl.pem\n",
+            );
+        let all_toml = FIXTURE_TOML
+            .replace(
+                "TimeBetweenHousekeeping = 900\n",
+                "TimeBetweenHousekeeping = 60\nExtendedLogging = true\nIdleTimeout = 5\n\
+                 OperationTimeout = 6\nShutdownGracePeriod = 0\n",
+            )
+            .replace(
+                "SSLSecurityLevel = 2\n",
+                "SSLSecurityLevel = 1\nUser = \"bbs\"\nCRLFile = \"/c/crl.pem\"\n",
+            );
+        let a = ServerConfig::parse(&all, "a").unwrap();
+        assert_eq!(ServerConfig::parse_toml(&all_toml, "a").unwrap(), a);
+        assert!(a.extended_logging);
+        assert_eq!(a.shutdown_grace, Duration::ZERO);
+        assert_eq!(a.crl_file, Some(PathBuf::from("/c/crl.pem")));
+
+        // An inline table is a table too.
+        let inline = "AccountDatabase = \"/a\"\nServer = { ListenAddresses = \"inet:h\", \
+                      CertificateFile = \"c\", PrivateKeyFile = \"k\", TrustedCAsFile = \"t\" }\n";
+        let c = ServerConfig::parse_toml(inline, "i").unwrap();
+        assert_eq!(c.listen_addresses, vec![("h".to_string(), DEFAULT_PORT)]);
+        assert_eq!(
+            c.raidfile_conf,
+            PathBuf::from("/etc/boxbackup/raidfile.conf")
+        );
+    }
+
+    #[test]
+    fn load_picks_the_form_by_name() {
+        let d = tempfile::tempdir().unwrap();
+        let t = d.path().join("bbstored.toml");
+        std::fs::write(&t, FIXTURE_TOML).unwrap();
+        let c = d.path().join("bbstored.conf");
+        std::fs::write(&c, FIXTURE).unwrap();
+        assert_eq!(
+            ServerConfig::load(&t).unwrap(),
+            ServerConfig::load(&c).unwrap()
+        );
+        // Each form refuses the other.
+        std::fs::write(&c, FIXTURE_TOML).unwrap();
+        assert!(ServerConfig::load(&c).is_err());
+        std::fs::write(&t, FIXTURE).unwrap();
+        let e = ServerConfig::load(&t).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{}:", t.display())), "{e}");
+    }
+
+    #[test]
+    fn toml_errors_name_the_line() {
+        let cases = [
+            (
+                FIXTURE_TOML.replace("TimeBetweenHousekeeping", "TimeBetweenHousekeping"),
+                4,
+                "unknown field `TimeBetweenHousekeping`",
+            ),
+            (
+                FIXTURE_TOML.replace("PidFile", "PIDFile"),
+                7,
+                "unknown field `PIDFile`",
+            ),
+            (
+                FIXTURE_TOML.replace("= 900", "= \"900\""),
+                4,
+                "expected i64",
+            ),
+            (FIXTURE_TOML.replace("= 900", "= -1"), 4, "negative"),
+            (
+                FIXTURE_TOML.replace("SSLSecurityLevel = 2", "SSLSecurityLevel = \"2\""),
+                12,
+                "expected i64",
+            ),
+            (
+                format!("{FIXTURE_TOML}ExtendedLogging = \"yes\"\n"),
+                13,
+                "unknown field `ExtendedLogging`",
+            ),
+            (
+                FIXTURE_TOML.replace("AccountDatabase = \"/s/accounts.txt\"\n", "") + "",
+                1,
+                "the file lacks the required key 'AccountDatabase'",
+            ),
+            (
+                FIXTURE_TOML.replace("TrustedCAsFile = \"/c/clientCA.pem\"\n", ""),
+                6,
+                "table [Server] lacks the required key 'TrustedCAsFile'",
+            ),
+            (
+                FIXTURE_TOML.replace("inet:127.0.0.1:22011", "unix:/tmp/s"),
+                8,
+                "unix",
+            ),
+            (
+                FIXTURE_TOML.replace("\"/c/clientCA.pem\"", "\"\""),
+                11,
+                "empty",
+            ),
+            (FIXTURE_TOML.replace("[Server]", "[Srever]"), 6, "Srever"),
+            // Several unknown keys: toml names the first in key order, not file order.
+            (
+                FIXTURE_TOML.replace("[Server]\n", ""),
+                8,
+                "unknown field `CertificateFile`",
+            ),
+            (
+                FIXTURE_TOML.replace("900\n", "900\nRaidFileConf = \"/x\"\n"),
+                5,
+                "duplicate key",
+            ),
+            (FIXTURE_TOML.replace("= 900", "= "), 4, ""),
+            (
+                FIXTURE_TOML.split("[Server]").next().unwrap().to_string(),
+                1,
+                "lacks the [Server] table",
+            ),
+        ];
+        let mut wrong = Vec::new();
+        for (text, line, what) in cases {
+            let e = ServerConfig::parse_toml(&text, "b.toml")
+                .unwrap_err()
+                .to_string();
+            if !e.starts_with(&format!("b.toml:{line}:")) || !e.contains(what) {
+                wrong.push(format!("wanted line {line} and {what:?}, got {e}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+        assert_eq!(line_of("a\nb\n", 2), 2);
+        assert_eq!(line_of("a\nb\n", 99), 3);
     }
 }
