@@ -149,6 +149,15 @@ impl Write for Compare<'_> {
     }
 }
 
+/// A `Read` that fails.
+struct Failing;
+
+impl Read for Failing {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        Err(std::io::Error::other("the disc went away"))
+    }
+}
+
 /// The suite; see the module header.
 pub fn run(s: &mut dyn StoreWrite, keys: &Keys) {
     let k = Kit { keys };
@@ -367,6 +376,18 @@ pub fn run(s: &mut dyn StoreWrite, keys: &Keys) {
         "StoreFile into a missing directory",
     );
     alive(s, "StoreFile into a missing directory");
+
+    // A source that fails in the middle: the upload is abandoned with the
+    // source's error, nothing is stored under the name, the session goes on.
+    let mut failing = Cursor::new(k.encode(a, "half", &big))
+        .take(1 << 20)
+        .chain(Failing);
+    match s.store_file(a, &k.name("half"), 1, 0, 0, &mut failing) {
+        Err(Error::Source { .. }) => {}
+        other => panic!("upload from a failing source: {other:?}"),
+    }
+    alive(s, "an upload from a failing source");
+    assert!(entries_named(&list_all(s, a), &k.name("half")).is_empty());
 
     // Replacement attributes.
     let rattrs = k.attrs(b"replacement");
