@@ -81,11 +81,16 @@ pub fn client_config(
         check_host_name,
     );
     let key = load::certified_key(cert_file, key_file, &provider)?;
-    let config = ClientConfig::builder_with_provider(provider)
+    let mut config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(VERSIONS)?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_client_cert_resolver(Arc::new(SingleCertAndKey::from(key)));
+    // No session resumption: 0.13's bbstored verifies client certificates but
+    // sets no session ID context, so OpenSSL answers a resumption attempt (the
+    // second connection made with one config) with an internal-error alert.
+    // 0.13's own client never resumes.
+    config.resumption = rustls::client::Resumption::disabled();
     Ok(Arc::new(config))
 }
 
