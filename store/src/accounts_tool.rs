@@ -206,6 +206,12 @@ impl ObjectStore for TracedStore {
     fn create_object(&self, id: i64, replace: bool) -> Result<Box<dyn ObjectWrite>> {
         self.inner.create_object(id, replace)
     }
+    fn create_temp(
+        &self,
+        purpose: crate::objects::TempPurpose,
+    ) -> Result<Box<dyn crate::objects::TempObject>> {
+        self.inner.create_temp(purpose)
+    }
     fn open_object(&self, id: i64) -> Result<Box<dyn ObjectRead>> {
         self.inner.open_object(id)
     }

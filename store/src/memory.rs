@@ -129,6 +129,13 @@ impl Drop for MemLock {
 }
 
 impl ObjectStore for MemObjects {
+    /// The in-memory store keeps its temporary files in memory too.
+    fn create_temp(
+        &self,
+        _purpose: crate::objects::TempPurpose,
+    ) -> Result<Box<dyn crate::objects::TempObject>> {
+        Ok(Box::new(crate::objects::MemTemp::default()))
+    }
     fn account_id(&self) -> u32 {
         self.account
     }

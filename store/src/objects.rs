@@ -166,12 +166,9 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     fn delete_object(&self, id: ObjectId) -> Result<()>;
 
     /// Creates a temporary file for `purpose` (diff staging, rebuilding old
-    /// versions), so large files need not be held in memory. The default keeps
-    /// it in memory; stores with discs put it there (and wrappers forward).
-    fn create_temp(&self, purpose: TempPurpose) -> Result<Box<dyn TempObject>> {
-        let _ = purpose;
-        Ok(Box::new(MemTemp::default()))
-    }
+    /// versions), so large files need not be held in memory. Required, so
+    /// that a wrapper cannot silently fall back to memory.
+    fn create_temp(&self, purpose: TempPurpose) -> Result<Box<dyn TempObject>>;
 
     /// The whole named file, `None` if it does not exist.
     fn read_named(&self, file: NamedFile) -> Result<Option<Vec<u8>>>;
