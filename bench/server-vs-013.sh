@@ -23,7 +23,7 @@
 # Environment:
 #   RUNS=3                    runs per server
 #   SERVERS="ours 013-shim 013"
-#   MUTATE="/work/shared/bench/make-corpus.sh mutate"   (called as $MUTATE DIR)
+#   MUTATE="$(cd "$(dirname "$0")/../../shared" && pwd)/bench/make-corpus.sh mutate"   (called as $MUTATE DIR)
 #   OURS=<repo>/target/release/bbstored
 #   RAID=0                    1: three discs (RAID), 0: one disc
 #   COMPARE=0                 1: after each backup to ours, 0.13 `compare -acQ`
@@ -36,12 +36,12 @@ repo=$(dirname "$here")
 TREE=$(realpath "${1:?usage: server-vs-013.sh TREE}")
 RUNS=${RUNS:-3}
 SERVERS=${SERVERS:-"ours 013-shim 013"}
-MUTATE=${MUTATE:-/work/shared/bench/make-corpus.sh mutate}
+MUTATE=${MUTATE:-$(cd "$(dirname "$0")/../../shared" && pwd)/bench/make-corpus.sh mutate}
 OURS=${OURS:-$repo/target/release/bbstored}
 RAID=${RAID:-0}
 COMPARE=${COMPARE:-0}
-PACK=${PACK:-/work/shared/fixtures/bb013}
-SHIM_SRC=${SHIM_SRC:-/work/shared/tools/nodelay-shim.c}
+PACK=${PACK:-$(cd "$(dirname "$0")/../../shared" && pwd)/fixtures/bb013}
+SHIM_SRC=${SHIM_SRC:-$(cd "$(dirname "$0")/../../shared" && pwd)/tools/nodelay-shim.c}
 WORK=${WORK:-$(mktemp -d /tmp/bb-bench.XXXXXX)}
 mkdir -p "$WORK"
 results=$WORK/results.txt

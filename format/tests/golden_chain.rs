@@ -20,7 +20,7 @@ use bb_format::index::BlockClear;
 use bb_format::layout::FileLayout;
 use bb_format::recipe::Instruction;
 
-const FIXTURES: &str = "/work/shared/fixtures/bb013";
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/bb013");
 const ACCOUNT: &str = "store-single/disc0/backup/01234567/";
 
 struct Store {

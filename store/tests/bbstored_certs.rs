@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const REAL: &str = "/usr/bin/bbstored-certs";
-const FIX: &str = "/work/shared/fixtures/bb013/certs";
+const FIX: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/fixtures/bb013/certs"
+);
 
 #[derive(Debug)]
 struct Run {

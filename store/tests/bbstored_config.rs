@@ -18,7 +18,10 @@ const REAL: &str = "/usr/sbin/bbstored-config";
 const REAL_CERTS: &str = "/usr/bin/bbstored-certs";
 const OURS: &str = env!("CARGO_BIN_EXE_bbstored-config");
 const OUR_CERTS: &str = env!("CARGO_BIN_EXE_bbstored-certs");
-const CA: &str = "/work/shared/fixtures/bb013/certs/ca";
+const CA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/fixtures/bb013/certs/ca"
+);
 
 #[derive(Debug)]
 struct Run {

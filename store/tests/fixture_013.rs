@@ -48,7 +48,8 @@ fn tree_map(acc: &Account) -> HashMap<ObjectId, (ObjectId, String)> {
 /// (id, md5 hex or None for symlinks) from expected/<layout>/versions.txt.
 fn versions(layout: &str) -> Vec<(ObjectId, Option<String>)> {
     let text = std::fs::read_to_string(format!(
-        "/work/shared/fixtures/bb013/expected/{layout}/versions.txt"
+        "{}/../../shared/fixtures/bb013/expected/{layout}/versions.txt",
+        env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap();
     text.lines()

@@ -377,7 +377,10 @@ pub(crate) fn hex(b: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    const FIX: &str = "/work/shared/fixtures/bb013/certs";
+    const FIX: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/fixtures/bb013/certs"
+    );
 
     fn der_of(path: &str) -> Vec<u8> {
         use rustls::pki_types::{CertificateDer, pem::PemObject};

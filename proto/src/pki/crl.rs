@@ -262,9 +262,10 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        let cas = TrustedCas::load(Path::new(
-            "/work/shared/fixtures/bb013/certs/server/clientCA.pem",
-        ))
+        let cas = TrustedCas::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/fixtures/bb013/certs/server/clientCA.pem"
+        )))
         .unwrap();
         let algs = rustls::crypto::ring::default_provider().signature_verification_algorithms;
         for input in [

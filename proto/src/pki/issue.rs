@@ -605,8 +605,11 @@ mod tests {
 
     #[test]
     fn reads_013_csr_and_refuses_a_tampered_one() {
-        let pem =
-            std::fs::read("/work/shared/fixtures/bb013/certs/client/01234567-csr.pem").unwrap();
+        let pem = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/fixtures/bb013/certs/client/01234567-csr.pem"
+        ))
+        .unwrap();
         let csr = Csr::parse(&pem).unwrap();
         assert_eq!(csr.common_name.as_deref(), Some("BACKUP-01234567"));
         use rustls::pki_types::CertificateSigningRequestDer;

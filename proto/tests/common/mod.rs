@@ -12,7 +12,7 @@ pub mod bb013;
 
 use bb_proto::pki::{self, CnRule};
 
-pub const FIX: &str = "/work/shared/fixtures/bb013";
+pub const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/bb013");
 
 /// What 0.13 sends first after the handshake (protocol.md §2.1).
 pub fn ident() -> [u8; 32] {

@@ -63,7 +63,11 @@ impl TempStore {
     /// An unpacked copy of a 0.13 fixture store (`@STORE@` replaced).
     pub fn from_fixture(tarball: &str, top: &str) -> TempStore {
         let dir = tempfile::tempdir().unwrap();
-        let f = std::fs::File::open(format!("/work/shared/fixtures/bb013/{tarball}")).unwrap();
+        let f = std::fs::File::open(format!(
+            "{}/../../shared/fixtures/bb013/{tarball}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
         tar::Archive::new(flate2::read::GzDecoder::new(f))
             .unpack(dir.path())
             .unwrap();
