@@ -17,8 +17,9 @@ use crate::fs::{FsFile, write_all_at};
 /// Upper bound of one buffer; rounded down to a multiple of the disc's block size.
 /// Measured on ext4 over virtio (docs/benchmarks.md): 64 KiB to 256 KiB writes are
 /// fastest while another file's fsync is in flight; 1 MiB writes stall behind it
-/// (RAID write 2-3x slower), 4 KiB ones cost system calls.
-pub(crate) const BUFFER_BYTES: u64 = 256 << 10;
+/// (RAID write 2-3x slower), 4 KiB ones cost system calls. The low end of that
+/// range: a server holds one per session writing, and hundreds of sessions add up.
+pub(crate) const BUFFER_BYTES: u64 = 64 << 10;
 
 /// A file being written sequentially (seeks flush the buffer).
 #[derive(Debug)]

@@ -344,6 +344,10 @@ fn send(t: &mut dyn Transport, data: &[u8], counters: &Counters) -> io::Result<(
 }
 
 /// Sends a reply and its body (sized whenever the size fits, §2.5).
+/// Bytes of a reply stream sent per write: small, because every session sending
+/// holds this much (twice for chunked streams), and TLS cuts records at 16 KiB.
+const SEND_PIECE: usize = 16 << 10;
+
 fn send_response(t: &mut dyn Transport, r: Response, counters: &Counters) -> io::Result<()> {
     let mut out = Vec::with_capacity(64);
     r.reply
@@ -363,23 +367,26 @@ fn send_response(t: &mut dyn Transport, r: Response, counters: &Counters) -> io:
                 // The chunked encoder writes its own header below.
                 send(t, &out, counters)?;
             }
-            let mut chunk = vec![0u8; 64 * 1024];
             let mut left = len;
             match header {
                 StreamHeader::Sized(_) => {
-                    while left > 0 {
-                        let want = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-                        reader.read_exact(&mut chunk[..want])?;
-                        out.extend_from_slice(&chunk[..want]);
+                    // Read straight into the output buffer: one buffer per reply,
+                    // not a chunk and a copy of it.
+                    loop {
+                        let want = SEND_PIECE.min(usize::try_from(left).unwrap_or(usize::MAX));
+                        let start = out.len();
+                        out.resize(start + want, 0);
+                        reader.read_exact(&mut out[start..])?;
                         send(t, &out, counters)?;
                         out.clear();
                         left -= want as u64;
-                    }
-                    if !out.is_empty() {
-                        send(t, &out, counters)?;
+                        if left == 0 {
+                            break;
+                        }
                     }
                 }
                 StreamHeader::Chunked => {
+                    let mut chunk = vec![0u8; SEND_PIECE];
                     out.clear();
                     let mut enc = bb_proto::stream::ChunkedEncoder::begin(&mut out);
                     send(t, &out, counters)?;
