@@ -144,6 +144,9 @@ impl BlockWriter {
     /// Flushes and makes the length cover skipped holes at the end.
     pub(crate) fn finish(&mut self) -> Result<u64> {
         self.flush()?;
+        // Nothing more is written; the buffer would otherwise live on through the
+        // commit and transform (a server holds one per session).
+        self.buf = Vec::new();
         let len = self.len();
         let on_disc = self.file.stat().map_err(|e| self.io("stat", e))?.len;
         if on_disc < len {

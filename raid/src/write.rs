@@ -532,7 +532,7 @@ pub(crate) fn transform_locked(discs: &DiscSet, name: &str, held: Locked) -> Res
 /// Bytes of the source read per step of the transform. Bounded because every
 /// session committing an object holds one (plus the stripes made from it); larger
 /// steps only save system calls on a file the page cache already holds.
-const TRANSFORM_CHUNK: u64 = 256 << 10;
+const TRANSFORM_CHUNK: u64 = 128 << 10;
 
 /// Where the transform reads the file's bytes from: the `.rfw` (transform) or a
 /// degraded reader (rebuild).

@@ -199,15 +199,13 @@ impl<'a> CommandStreamReader<'a> {
         };
         self.buf.drain(..used);
         if used == 0 && !end {
-            let mut tmp = [0u8; 32 * 1024];
-            let n = read_retrying(self.t, &mut tmp)?;
+            let n = read_appending(self.t, self.buf)?;
             if n == 0 {
                 return Err(self.fail("connection closed inside a command stream".into()));
             }
             self.counters
                 .bytes_in
                 .fetch_add(n as u64, Ordering::Relaxed);
-            self.buf.extend_from_slice(&tmp[..n]);
         }
         Ok(())
     }
@@ -328,11 +326,23 @@ fn fill_waiting(
 
 /// Reads at least one more byte into `buf`; `Ok(false)` on a clean EOF.
 fn fill(t: &mut dyn Transport, buf: &mut Vec<u8>, counters: &Counters) -> io::Result<bool> {
-    let mut tmp = [0u8; 32 * 1024];
-    let n = read_retrying(t, &mut tmp)?;
+    let n = read_appending(t, buf)?;
     counters.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-    buf.extend_from_slice(&tmp[..n]);
     Ok(n > 0)
+}
+
+/// Bytes asked of the transport per read: one TLS record's worth.
+const READ_PIECE: usize = 16 << 10;
+
+/// Reads once, appending to `buf`. Straight into the vector, not through a
+/// buffer on the stack: a stack page once touched stays resident for the
+/// session's life, and hundreds of sessions each kept 64 KiB that way.
+fn read_appending(t: &mut dyn Transport, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let start = buf.len();
+    buf.resize(start + READ_PIECE, 0);
+    let r = read_retrying(t, &mut buf[start..]);
+    buf.truncate(start + *r.as_ref().unwrap_or(&0));
+    r
 }
 
 fn send(t: &mut dyn Transport, data: &[u8], counters: &Counters) -> io::Result<()> {
