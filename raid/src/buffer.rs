@@ -17,8 +17,9 @@ use crate::fs::{FsFile, write_all_at};
 /// Upper bound of one buffer; rounded down to a multiple of the disc's block size.
 /// Measured on ext4 over virtio (docs/benchmarks.md): 64 KiB to 256 KiB writes are
 /// fastest while another file's fsync is in flight; 1 MiB writes stall behind it
-/// (RAID write 2-3x slower), 4 KiB ones cost system calls.
-pub(crate) const BUFFER_BYTES: u64 = 256 << 10;
+/// (RAID write 2-3x slower), 4 KiB ones cost system calls. The low end of that
+/// range: a server holds one per session writing, and hundreds of sessions add up.
+pub(crate) const BUFFER_BYTES: u64 = 64 << 10;
 
 /// A file being written sequentially (seeks flush the buffer).
 #[derive(Debug)]
@@ -143,6 +144,9 @@ impl BlockWriter {
     /// Flushes and makes the length cover skipped holes at the end.
     pub(crate) fn finish(&mut self) -> Result<u64> {
         self.flush()?;
+        // Nothing more is written; the buffer would otherwise live on through the
+        // commit and transform (a server holds one per session).
+        self.buf = Vec::new();
         let len = self.len();
         let on_disc = self.file.stat().map_err(|e| self.io("stat", e))?.len;
         if on_disc < len {

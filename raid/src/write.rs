@@ -529,8 +529,10 @@ pub(crate) fn transform_locked(discs: &DiscSet, name: &str, held: Locked) -> Res
     Ok(())
 }
 
-/// Bytes of the source read per step of the transform.
-const TRANSFORM_CHUNK: u64 = 2 << 20;
+/// Bytes of the source read per step of the transform. Bounded because every
+/// session committing an object holds one (plus the stripes made from it); larger
+/// steps only save system calls on a file the page cache already holds.
+const TRANSFORM_CHUNK: u64 = 128 << 10;
 
 /// Where the transform reads the file's bytes from: the `.rfw` (transform) or a
 /// degraded reader (rebuild).

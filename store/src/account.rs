@@ -71,6 +71,8 @@ pub struct Account {
     /// Delayed info changes not yet saved.
     unsaved_changes: u32,
     dirty: bool,
+    /// Refcount slots written in place but not yet fsynced.
+    refcounts_unsynced: bool,
     // Last: dropped after everything else, so nothing is written unlocked.
     lock: Option<Box<dyn WriteLockGuard>>,
 }
@@ -132,6 +134,7 @@ impl Account {
             refcounts,
             unsaved_changes: 0,
             dirty: false,
+            refcounts_unsynced: false,
             lock,
         })
     }
@@ -154,6 +157,7 @@ impl Account {
             refcounts: None,
             unsaved_changes: 0,
             dirty: false,
+            refcounts_unsynced: false,
             lock,
         };
         Ok((account, old_refcounts))
@@ -212,9 +216,11 @@ impl Account {
         Ok(&mut self.info)
     }
 
-    /// Saves the info now.
+    /// Saves the info now (and makes refcount changes durable first, so a durable
+    /// info never runs ahead of the refcounts it was computed with).
     pub fn save_info(&mut self) -> Result<()> {
         self.require_write("save store info")?;
+        self.sync_refcounts()?;
         let bytes = self.info.encode().map_err(|source| Error::Format {
             op: "save store info",
             source,
@@ -233,6 +239,15 @@ impl Account {
         self.unsaved_changes += 1;
         if self.unsaved_changes >= STORE_INFO_SAVE_DELAY {
             self.save_info()?;
+        }
+        Ok(())
+    }
+
+    /// Fsyncs the refcount database if slots were changed since the last sync.
+    pub fn sync_refcounts(&mut self) -> Result<()> {
+        if self.refcounts_unsynced {
+            self.store.sync_named(NamedFile::RefCount)?;
+            self.refcounts_unsynced = false;
         }
         Ok(())
     }
@@ -271,6 +286,7 @@ impl Account {
             source,
         })?;
         let offset = REFCOUNT_HEADER_LEN as u64 + 4 * (id as u64 - 1);
+        self.refcounts_unsynced = true;
         self.store
             .patch_named(NamedFile::RefCount, offset, &count.to_be_bytes())
     }
@@ -469,6 +485,9 @@ impl Account {
         if self.mode == Mode::ReadWrite && self.dirty {
             self.save_info()?;
         }
+        if self.mode == Mode::ReadWrite {
+            self.sync_refcounts()?;
+        }
         Ok(())
     }
 }
@@ -479,6 +498,11 @@ impl Drop for Account {
             if let Err(e) = self.save_info() {
                 warn!(account = self.account_id(), error = %e, "saving the store info on close");
             }
+        }
+        if self.mode == Mode::ReadWrite
+            && let Err(e) = self.sync_refcounts()
+        {
+            warn!(account = self.account_id(), error = %e, "syncing refcounts on close");
         }
     }
 }

@@ -230,6 +230,9 @@ impl ObjectStore for TracedStore {
     fn patch_named(&self, file: NamedFile, offset: u64, data: &[u8]) -> Result<()> {
         self.inner.patch_named(file, offset, data)
     }
+    fn sync_named(&self, file: NamedFile) -> Result<()> {
+        self.inner.sync_named(file)
+    }
     fn replace_named(&self, from: NamedFile, to: NamedFile) -> Result<()> {
         self.inner.replace_named(from, to)
     }

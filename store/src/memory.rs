@@ -196,6 +196,9 @@ impl ObjectStore for MemObjects {
         self.state().named.insert(file, data.to_vec());
         Ok(())
     }
+    fn sync_named(&self, _file: NamedFile) -> Result<()> {
+        Ok(())
+    }
     fn patch_named(&self, file: NamedFile, offset: u64, data: &[u8]) -> Result<()> {
         let mut s = self.state();
         let f = s.named.get_mut(&file).ok_or(Error::Invalid {

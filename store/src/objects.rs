@@ -177,6 +177,9 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// Writes `data` at `offset` in place (plain named files only; extends with
     /// zeros). The file must exist.
     fn patch_named(&self, file: NamedFile, offset: u64, data: &[u8]) -> Result<()>;
+    /// Makes earlier `patch_named` writes to a plain named file durable (they are
+    /// not synced one by one; see docs/store.md "Durability").
+    fn sync_named(&self, file: NamedFile) -> Result<()>;
     /// Renames `from` over `to` (commits a rebuilt refcount database).
     fn replace_named(&self, from: NamedFile, to: NamedFile) -> Result<()>;
     /// Deletes the named file; false if it did not exist.
@@ -762,7 +765,22 @@ impl ObjectStore for RaidObjects {
         let f = fs
             .open(&path, OpenMode::CreateRw)
             .map_err(|e| Error::io("open", &path, e))?;
-        write_all_at(&*f, data, offset).map_err(|e| Error::io("write", &path, e))?;
+        // No fsync here: a refcount slot changes on every stored object, and its
+        // loss in a crash is repaired by recounting. `sync_named` makes them durable.
+        write_all_at(&*f, data, offset).map_err(|e| Error::io("write", &path, e))
+    }
+
+    fn sync_named(&self, file: NamedFile) -> Result<()> {
+        if !file.is_plain() {
+            // RaidFiles are synced by their commit.
+            return Ok(());
+        }
+        let path = self.plain_path(file);
+        let f = match self.fs().open(&path, OpenMode::Read) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("open", path, e)),
+        };
         f.sync().map_err(|e| Error::io("fsync", &path, e))
     }
 

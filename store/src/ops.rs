@@ -52,7 +52,7 @@ use crate::objects::{ObjectRead, ObjectSource, ObjectWrite, TempObject, TempPurp
 use crate::verify::{VerifiedFile, verify_file};
 
 /// Copy buffer for uploads.
-const COPY_BUF: usize = 64 << 10;
+const COPY_BUF: usize = 16 << 10;
 
 /// MoveObject's flags (protocol.md §3.1 type 11).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -401,7 +401,8 @@ impl Account {
             return Err(e);
         }
         self.set_refcount(id, 1)?;
-        self.save_info()?;
+        // Accounting only (recomputable); durable at session end (docs/store.md).
+        self.save_info_delayed()?;
         debug!(id, parent, "directory created");
         Ok(id)
     }
@@ -472,7 +473,7 @@ impl Account {
         } else {
             crate::housekeep::note_deleted_directory(info, id);
         }
-        self.save_info()
+        self.save_info_delayed()
     }
 
     /// Depth first over the subtree of `id` (iterative, so no deep recursion),
@@ -805,7 +806,8 @@ impl Account {
             w.commit()?;
         }
         self.set_refcount(id, 1)?;
-        self.save_info()?;
+        // Accounting only (recomputable); durable at session end (docs/store.md).
+        self.save_info_delayed()?;
         debug!(id, dir = dir.object_id, "file stored");
         Ok(id)
     }
@@ -1175,7 +1177,7 @@ impl Account {
             *self.info_mut()? = before;
             return Err(e);
         }
-        self.save_info()?;
+        self.save_info_delayed()?;
         Ok(found)
     }
 

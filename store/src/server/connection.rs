@@ -199,15 +199,13 @@ impl<'a> CommandStreamReader<'a> {
         };
         self.buf.drain(..used);
         if used == 0 && !end {
-            let mut tmp = [0u8; 32 * 1024];
-            let n = read_retrying(self.t, &mut tmp)?;
+            let n = read_appending(self.t, self.buf)?;
             if n == 0 {
                 return Err(self.fail("connection closed inside a command stream".into()));
             }
             self.counters
                 .bytes_in
                 .fetch_add(n as u64, Ordering::Relaxed);
-            self.buf.extend_from_slice(&tmp[..n]);
         }
         Ok(())
     }
@@ -328,11 +326,23 @@ fn fill_waiting(
 
 /// Reads at least one more byte into `buf`; `Ok(false)` on a clean EOF.
 fn fill(t: &mut dyn Transport, buf: &mut Vec<u8>, counters: &Counters) -> io::Result<bool> {
-    let mut tmp = [0u8; 32 * 1024];
-    let n = read_retrying(t, &mut tmp)?;
+    let n = read_appending(t, buf)?;
     counters.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-    buf.extend_from_slice(&tmp[..n]);
     Ok(n > 0)
+}
+
+/// Bytes asked of the transport per read: one TLS record's worth.
+const READ_PIECE: usize = 16 << 10;
+
+/// Reads once, appending to `buf`. Straight into the vector, not through a
+/// buffer on the stack: a stack page once touched stays resident for the
+/// session's life, and hundreds of sessions each kept 64 KiB that way.
+fn read_appending(t: &mut dyn Transport, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let start = buf.len();
+    buf.resize(start + READ_PIECE, 0);
+    let r = read_retrying(t, &mut buf[start..]);
+    buf.truncate(start + *r.as_ref().unwrap_or(&0));
+    r
 }
 
 fn send(t: &mut dyn Transport, data: &[u8], counters: &Counters) -> io::Result<()> {
@@ -344,6 +354,10 @@ fn send(t: &mut dyn Transport, data: &[u8], counters: &Counters) -> io::Result<(
 }
 
 /// Sends a reply and its body (sized whenever the size fits, §2.5).
+/// Bytes of a reply stream sent per write: small, because every session sending
+/// holds this much (twice for chunked streams), and TLS cuts records at 16 KiB.
+const SEND_PIECE: usize = 16 << 10;
+
 fn send_response(t: &mut dyn Transport, r: Response, counters: &Counters) -> io::Result<()> {
     let mut out = Vec::with_capacity(64);
     r.reply
@@ -363,23 +377,26 @@ fn send_response(t: &mut dyn Transport, r: Response, counters: &Counters) -> io:
                 // The chunked encoder writes its own header below.
                 send(t, &out, counters)?;
             }
-            let mut chunk = vec![0u8; 64 * 1024];
             let mut left = len;
             match header {
                 StreamHeader::Sized(_) => {
-                    while left > 0 {
-                        let want = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-                        reader.read_exact(&mut chunk[..want])?;
-                        out.extend_from_slice(&chunk[..want]);
+                    // Read straight into the output buffer: one buffer per reply,
+                    // not a chunk and a copy of it.
+                    loop {
+                        let want = SEND_PIECE.min(usize::try_from(left).unwrap_or(usize::MAX));
+                        let start = out.len();
+                        out.resize(start + want, 0);
+                        reader.read_exact(&mut out[start..])?;
                         send(t, &out, counters)?;
                         out.clear();
                         left -= want as u64;
-                    }
-                    if !out.is_empty() {
-                        send(t, &out, counters)?;
+                        if left == 0 {
+                            break;
+                        }
                     }
                 }
                 StreamHeader::Chunked => {
+                    let mut chunk = vec![0u8; SEND_PIECE];
                     out.clear();
                     let mut enc = bb_proto::stream::ChunkedEncoder::begin(&mut out);
                     send(t, &out, counters)?;
