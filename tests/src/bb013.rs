@@ -143,6 +143,18 @@ pub fn wait_for_port(port: u16, d: &mut Daemon) {
     panic!("{} does not listen on {port}:\n{}", d.name, d.log_text());
 }
 
+/// Creates the fixture account 0x01234567 with 0.13's own `bbstoreaccounts`
+/// (`soft`/`hard` in its syntax, e.g. "100M", "50B") on a store's bbstored.conf.
+pub fn create_fixture_account(conf: &Path, soft: &str, hard: &str) {
+    let out = command("bbstoreaccounts")
+        .arg("-c")
+        .arg(conf)
+        .args(["create", "01234567", "0", soft, hard])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "0.13 bbstoreaccounts create: {out:?}");
+}
+
 /// The real 0.13 bbstored in the foreground (`-F`) on `conf`, listening on `port`.
 pub fn start_bbstored(conf: &Path, port: u16, log: &Path) -> Daemon {
     let mut cmd = command("bbstored");

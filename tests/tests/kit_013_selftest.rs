@@ -3,7 +3,7 @@
 //! is clean and a restore is identical. This proves the harness that the
 //! interop suites use with our own server in place of 0.13's.
 
-use bb_tests::{bb013, fixtures, free_port, tree};
+use bb_tests::{bb013, free_port, tree};
 
 #[test]
 fn kit_backs_up_and_restores_with_013_on_both_ends() {
@@ -14,32 +14,9 @@ fn kit_backs_up_and_restores_with_013_on_both_ends() {
     }
     let port = free_port();
     // A fresh account on an empty single-disc store, made by 0.13's tools.
-    let store = tmp.path().join("store");
-    std::fs::create_dir_all(store.join("disc0")).unwrap();
-    std::fs::write(
-        store.join("raidfile.conf"),
-        format!(
-            "disc0\n{{\n\tSetNumber = 0\n\tBlockSize = 4096\n\tDir0 = {d}\n\tDir1 = {d}\n\tDir2 = {d}\n}}\n",
-            d = store.join("disc0").display()
-        ),
-    )
-    .unwrap();
-    std::fs::write(store.join("accounts.txt"), "").unwrap();
-    let template = std::fs::read_to_string(fixtures::pack().join("conf/bbstored.conf.in")).unwrap();
-    let conf = store.join("bbstored.conf");
-    let ph = fixtures::Placeholders {
-        store: Some(store.clone()),
-        port: Some(port),
-        ..Default::default()
-    };
-    std::fs::write(&conf, ph.apply(&template)).unwrap();
-    let st = bb013::command("bbstoreaccounts")
-        .arg("-c")
-        .arg(&conf)
-        .args(["create", "01234567", "0", "100M", "120M"])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let store = bb_tests::ours::StoreDir::create(&tmp.path().join("store"), port, false);
+    let conf = store.conf;
+    bb013::create_fixture_account(&conf, "100M", "120M");
     let _server = bb013::start_bbstored(&conf, port, &tmp.path().join("bbstored.log"));
 
     let mut src = tree::GenTree::create(&tmp.path().join("src"), 7, 4, 10, 3 << 20);

@@ -49,32 +49,9 @@ fn ours(tmp: &Path, soft: i64, hard: i64) -> (StoreDir, OurServer) {
 /// bbstoreaccounts, and 0.13's bbstored on it.
 fn theirs(tmp: &Path, soft: &str, hard: &str) -> (u16, bb013::Daemon) {
     let port = free_port();
-    let store = tmp.join("store");
-    std::fs::create_dir_all(store.join("disc0")).unwrap();
-    std::fs::write(
-        store.join("raidfile.conf"),
-        format!(
-            "disc0\n{{\n\tSetNumber = 0\n\tBlockSize = 4096\n\tDir0 = {d}\n\tDir1 = {d}\n\tDir2 = {d}\n}}\n",
-            d = store.join("disc0").display()
-        ),
-    )
-    .unwrap();
-    std::fs::write(store.join("accounts.txt"), "").unwrap();
-    let template = std::fs::read_to_string(fixtures::pack().join("conf/bbstored.conf.in")).unwrap();
-    let conf = store.join("bbstored.conf");
-    let ph = fixtures::Placeholders {
-        store: Some(store.clone()),
-        port: Some(port),
-        ..Default::default()
-    };
-    std::fs::write(&conf, ph.apply(&template)).unwrap();
-    let out = bb013::command("bbstoreaccounts")
-        .arg("-c")
-        .arg(&conf)
-        .args(["create", "01234567", "0", soft, hard])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    let store = bb_tests::ours::StoreDir::create(&tmp.join("store"), port, false);
+    let conf = store.conf;
+    bb013::create_fixture_account(&conf, soft, hard);
     let d = bb013::start_bbstored(&conf, port, &tmp.join("bbstored.log"));
     (port, d)
 }
