@@ -44,6 +44,7 @@ use crate::account::ROOT_DIRECTORY_ID;
 use crate::error::{Error, Result};
 use crate::objects::{NamedFile, ObjectStore, WalkItem, account_root, object_path};
 use crate::report::{Level, Reporter, fmt_account, fmt_id};
+use crate::totals::Totals;
 use crate::verify::verify_bytes;
 
 /// `check`'s options.
@@ -77,19 +78,6 @@ struct Obj {
     mtime: i64,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
-struct Counts {
-    used: i64,
-    current: i64,
-    old: i64,
-    deleted: i64,
-    dirs: i64,
-    n_current: i64,
-    n_old: i64,
-    n_deleted: i64,
-    n_dirs: i64,
-}
-
 struct Checker<'a> {
     store: &'a dyn ObjectStore,
     discs: Option<&'a DiscSet>,
@@ -97,7 +85,7 @@ struct Checker<'a> {
     log: &'a mut dyn Reporter,
     errors: u64,
     objects: BTreeMap<ObjectId, Obj>,
-    counts: Counts,
+    counts: Totals,
     new_refs: RefCountDatabase,
     wrong_container: Vec<(ObjectId, ObjectId)>,
     lost_and_found: Option<ObjectId>,
@@ -120,7 +108,7 @@ pub fn check_account(
         log,
         errors: 0,
         objects: BTreeMap::new(),
-        counts: Counts::default(),
+        counts: Totals::default(),
         new_refs: RefCountDatabase::new(store.account_id()),
         wrong_container: Vec::new(),
         lost_and_found: None,
@@ -550,7 +538,7 @@ impl Checker<'_> {
             let c = self.new_refs.get(e.object_id).saturating_add(1);
             set_ref(&mut self.new_refs, e.object_id, c)?;
             if e.is_file() {
-                count_file(&mut self.counts, e);
+                self.counts.count_file(e);
             }
         }
         Ok(())
@@ -665,7 +653,7 @@ impl Checker<'_> {
                 depends_older: 0,
             };
             if !o.is_dir {
-                count_file(&mut self.counts, &entry);
+                self.counts.count_file(&entry);
             }
             let c = self.new_refs.get(id).saturating_add(1);
             set_ref(&mut self.new_refs, id, c)?;
@@ -813,15 +801,7 @@ impl Checker<'_> {
             }
         };
         let mut new = old.clone();
-        new.blocks_used = c.used;
-        new.blocks_in_current_files = c.current;
-        new.blocks_in_old_files = c.old;
-        new.blocks_in_deleted_files = c.deleted;
-        new.blocks_in_directories = c.dirs;
-        new.num_current_files = c.n_current;
-        new.num_old_files = c.n_old;
-        new.num_deleted_files = c.n_deleted;
-        new.num_directories = c.n_dirs;
+        c.apply_to(&mut new);
         // 0.13 leaves lost+found's ID out; counting it keeps the next check quiet.
         new.last_object_id_used = self.objects.keys().next_back().copied().unwrap_or(1);
         if self.errors == 0 {
@@ -948,22 +928,6 @@ impl Checker<'_> {
                 );
             }
         }
-    }
-}
-
-fn count_file(c: &mut Counts, e: &Entry) {
-    let s = e.size_in_blocks;
-    if e.is_old_version() {
-        c.old += s;
-        c.n_old += 1;
-    }
-    if e.is_deleted() {
-        c.deleted += s;
-        c.n_deleted += 1;
-    }
-    if e.is_current() {
-        c.current += s;
-        c.n_current += 1;
     }
 }
 

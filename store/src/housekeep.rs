@@ -84,6 +84,7 @@ use crate::account::{Account, ROOT_DIRECTORY_ID};
 use crate::error::{Error, Result};
 use crate::objects::ObjectStore;
 use crate::report::{Level, Reporter, fmt_account, fmt_id};
+use crate::totals::Totals;
 
 /// How a housekeeping run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,20 +121,6 @@ struct Candidate {
     id: ObjectId,
     dir: ObjectId,
     deleted: bool,
-}
-
-/// The totals a full scan counts.
-#[derive(Debug, Clone, Copy, Default)]
-struct Totals {
-    used: i64,
-    current: i64,
-    old: i64,
-    deleted: i64,
-    dirs: i64,
-    n_current: i64,
-    n_old: i64,
-    n_deleted: i64,
-    n_dirs: i64,
 }
 
 struct Run<'a> {
@@ -324,18 +311,7 @@ impl Run<'_> {
         for e in dir.entries.iter().rev().filter(|e| e.is_file()) {
             let size = e.size_in_blocks;
             self.totals.used += size;
-            if e.is_old_version() {
-                self.totals.old += size;
-                self.totals.n_old += 1;
-            }
-            if e.is_deleted() {
-                self.totals.deleted += size;
-                self.totals.n_deleted += 1;
-            }
-            if e.is_current() {
-                self.totals.current += size;
-                self.totals.n_current += 1;
-            }
+            self.totals.count_file(e);
             let age = ages
                 .entry(e.name.as_bytes())
                 .and_modify(|a| *a += 1)
@@ -366,26 +342,11 @@ impl Run<'_> {
 
     fn apply_recount(&mut self) -> Result<()> {
         let t = self.totals;
-        let info = self.account.info().clone();
-        let fields: [(&str, i64, i64); 9] = [
-            ("BlocksUsed", info.blocks_used, t.used),
-            (
-                "BlocksInCurrentFiles",
-                info.blocks_in_current_files,
-                t.current,
-            ),
-            ("BlocksInOldFiles", info.blocks_in_old_files, t.old),
-            (
-                "BlocksInDeletedFiles",
-                info.blocks_in_deleted_files,
-                t.deleted,
-            ),
-            ("BlocksInDirectories", info.blocks_in_directories, t.dirs),
-            ("NumCurrentFiles", info.num_current_files, t.n_current),
-            ("NumOldFiles", info.num_old_files, t.n_old),
-            ("NumDeletedFiles", info.num_deleted_files, t.n_deleted),
-            ("NumDirectories", info.num_directories, t.n_dirs),
-        ];
+        let was = Totals::of_info(self.account.info()).named();
+        let fields = was
+            .iter()
+            .zip(t.named())
+            .map(|(&(name, was), (_, now))| (name, was, now));
         for (name, was, now) in fields {
             if was != now {
                 self.log.report(
@@ -395,16 +356,7 @@ impl Run<'_> {
                 self.stats.totals_corrected += 1;
             }
         }
-        let i = self.account.info_mut()?;
-        i.blocks_used = t.used;
-        i.blocks_in_current_files = t.current;
-        i.blocks_in_old_files = t.old;
-        i.blocks_in_deleted_files = t.deleted;
-        i.blocks_in_directories = t.dirs;
-        i.num_current_files = t.n_current;
-        i.num_old_files = t.n_old;
-        i.num_deleted_files = t.n_deleted;
-        i.num_directories = t.n_dirs;
+        t.apply_to(self.account.info_mut()?);
         Ok(())
     }
 

@@ -58,6 +58,7 @@ pub mod ops;
 pub mod report;
 pub mod server;
 pub mod session;
+pub mod totals;
 pub mod verify;
 
 pub use account::{Account, Mode, ROOT_DIRECTORY_ID};
