@@ -569,10 +569,16 @@ impl Checker<'_> {
         } else {
             0
         };
+        self.record_new_directory(ROOT_DIRECTORY_ID, usage);
+        Ok(())
+    }
+
+    /// Counts a directory that check made (the root, lost+found), held in the root.
+    fn record_new_directory(&mut self, id: ObjectId, usage: i64) {
         self.counts.used += usage;
         self.counts.dirs += usage;
         self.objects.insert(
-            ROOT_DIRECTORY_ID,
+            id,
             Obj {
                 container: ROOT_DIRECTORY_ID,
                 usage,
@@ -583,7 +589,6 @@ impl Checker<'_> {
                 mtime: 0,
             },
         );
-        Ok(())
     }
 
     fn check_unattached(&mut self) -> Result<()> {
@@ -740,20 +745,7 @@ impl Checker<'_> {
         } else {
             0
         };
-        self.counts.used += usage;
-        self.counts.dirs += usage;
-        self.objects.insert(
-            id,
-            Obj {
-                container: ROOT_DIRECTORY_ID,
-                usage,
-                is_dir: true,
-                is_patch: false,
-                contained: true,
-                name: None,
-                mtime: 0,
-            },
-        );
+        self.record_new_directory(id, usage);
         let c = self.new_refs.get(id).saturating_add(1);
         set_ref(&mut self.new_refs, id, c)?;
         self.lost_and_found = Some(id);
