@@ -1,14 +1,15 @@
 //! The server's structural check of an encoded file (formats.md §2.8) on an object
 //! that is read piecewise, so a large upload never has to be in memory.
 //!
-//! Owns: the same checks as `bb_format::layout::FileLayout::parse`, done with
-//! positional reads (the header and name at the front, the index at the back, in
-//! batches). Must not know: where the bytes come from (a write handle before
-//! commit, or a stored object).
+//! Owns: the store's view of the check (its read errors kept apart from the
+//! verdict); the check is bb-format's `SourceLayout::parse`, the same as
+//! `FileLayout::parse` done with positional reads. Must not know: where the
+//! bytes come from (a write handle before commit, or a stored object).
 
-use bb_format::filename::{EncodedName, MAX_ENCODED_LEN};
-use bb_format::index::{BlockIndex, INDEX_ENTRY_LEN, INDEX_HEADER_LEN};
-use bb_format::layout::{FILE_HEADER_LEN, FileHeader};
+use bb_format::combine::stream::SourceLayout;
+use bb_format::filename::EncodedName;
+use bb_format::layout::FileHeader;
+use bb_format::read_at::ReadAt;
 
 use crate::error::Result;
 
@@ -33,133 +34,57 @@ impl VerifiedFile {
     }
 }
 
-fn corrupt(detail: impl Into<String>) -> bb_format::Error {
-    bb_format::Error::corrupt("encoded file", detail)
+/// A read-at closure as bb-format's `ReadAt`, keeping the store's own error
+/// so that a failure to read is told apart from a malformed file.
+struct Source<'a> {
+    read_at: &'a mut dyn FnMut(&mut [u8], u64) -> Result<usize>,
+    size: u64,
+    failed: Option<crate::Error>,
 }
 
-/// Reads exactly `buf.len()` bytes at `offset`, or reports truncation.
-fn read_exact(
-    read_at: &mut dyn FnMut(&mut [u8], u64) -> Result<usize>,
-    buf: &mut [u8],
-    offset: u64,
-) -> Result<bool> {
-    let mut done = 0;
-    while done < buf.len() {
-        let n = read_at(&mut buf[done..], offset + done as u64)?;
-        if n == 0 {
-            return Ok(false);
-        }
-        done += n;
+impl ReadAt for Source<'_> {
+    fn len(&self) -> u64 {
+        self.size
     }
-    Ok(true)
+
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        // The structural check never reads past the announced size.
+        let room = self.size.saturating_sub(offset);
+        let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        (self.read_at)(&mut buf[..want], offset).map_err(|e| {
+            let msg = e.to_string();
+            self.failed = Some(e);
+            std::io::Error::other(msg)
+        })
+    }
 }
 
 /// Checks the file of `size` bytes that `read_at` reads. The outer `Result` is a
-/// failure to read; the inner one the verdict.
+/// failure to read; the inner one the verdict. The check itself is bb-format's
+/// `SourceLayout::parse`, the same one the streaming transforms use.
 pub fn verify_file(
     read_at: &mut dyn FnMut(&mut [u8], u64) -> Result<usize>,
     size: u64,
 ) -> Result<Result<VerifiedFile, bb_format::Error>> {
-    // Enough for the header, the longest name and the attribute length.
-    let front_len = size.min((FILE_HEADER_LEN + MAX_ENCODED_LEN + 4) as u64) as usize;
-    let mut front = vec![0u8; front_len];
-    if !read_exact(read_at, &mut front, 0)? {
-        return Ok(Err(corrupt("shorter than its size")));
-    }
-    let header = match FileHeader::parse(&front) {
-        Ok(h) => h,
-        Err(e) => return Ok(Err(e)),
-    };
-    let (name, name_len) = match EncodedName::parse(&front[FILE_HEADER_LEN..]) {
-        Ok(x) => x,
-        Err(e) => return Ok(Err(e)),
-    };
-    let at = FILE_HEADER_LEN + name_len;
-    let Some(len_bytes) = front.get(at..at + 4) else {
-        return Ok(Err(corrupt("truncated before the attributes")));
-    };
-    let attr_len = u32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]);
-    let data_start = (at + 4) as u64 + u64::from(attr_len);
-    if data_start > size {
-        return Ok(Err(corrupt("attributes run past the end")));
-    }
-    let n = header.num_blocks as u64;
-    let Some(index_len) = n
-        .checked_mul(INDEX_ENTRY_LEN as u64)
-        .and_then(|x| x.checked_add(INDEX_HEADER_LEN as u64))
-        .filter(|&x| x <= size)
-    else {
-        return Ok(Err(corrupt(format!(
-            "{n} blocks cannot fit in {size} bytes"
-        ))));
-    };
-    let index_start = size - index_len;
-    if index_start < data_start {
-        return Ok(Err(corrupt("block index overlaps the attributes")));
-    }
-    let mut ih = [0u8; INDEX_HEADER_LEN];
-    if !read_exact(read_at, &mut ih, index_start)? {
-        return Ok(Err(corrupt("shorter than its size")));
-    }
-    let (legacy, other_file_id, _iv, count) = match BlockIndex::parse_header(&ih) {
-        Ok(x) => x,
-        Err(e) => return Ok(Err(e)),
-    };
-    if legacy != header.legacy_v0 {
-        return Ok(Err(corrupt("header and index versions differ")));
-    }
-    if count as u64 != n {
-        return Ok(Err(corrupt("header and index block counts differ")));
-    }
-    const BATCH: u64 = 1024;
-    let mut buf = vec![0u8; (BATCH.min(n.max(1)) as usize) * INDEX_ENTRY_LEN];
-    let mut pos = data_start;
-    let mut has_refs = false;
-    let mut i = 0u64;
-    while i < n {
-        let k = BATCH.min(n - i) as usize;
-        let b = &mut buf[..k * INDEX_ENTRY_LEN];
-        let off = index_start + INDEX_HEADER_LEN as u64 + i * INDEX_ENTRY_LEN as u64;
-        if !read_exact(read_at, b, off)? {
-            return Ok(Err(corrupt("shorter than its size")));
-        }
-        for e in b.chunks_exact(INDEX_ENTRY_LEN) {
-            let mut s = [0u8; 8];
-            s.copy_from_slice(&e[..8]);
-            let encoded = i64::from_be_bytes(s);
-            if encoded > 0 {
-                match pos
-                    .checked_add(encoded as u64)
-                    .filter(|&end| end <= index_start)
-                {
-                    Some(end) => pos = end,
-                    None => return Ok(Err(corrupt("chunk sizes overrun the block index"))),
-                }
-            } else {
-                has_refs = true;
-            }
-        }
-        i += k as u64;
-    }
-    if pos != index_start {
-        return Ok(Err(corrupt(format!(
-            "{} bytes between the last chunk and the index",
-            index_start - pos
-        ))));
-    }
-    if (other_file_id != 0) != has_refs {
-        return Ok(Err(corrupt(
-            "other-file ID is set iff an entry refers to another file: violated",
-        )));
-    }
-    Ok(Ok(VerifiedFile {
-        header,
-        name,
-        data_start,
-        index_start,
+    let mut src = Source {
+        read_at,
         size,
-        other_file_id,
-    }))
+        failed: None,
+    };
+    match SourceLayout::parse(&mut src) {
+        Ok(l) => Ok(Ok(VerifiedFile {
+            header: l.header,
+            name: l.name,
+            data_start: l.data_start,
+            index_start: l.index_start,
+            size: l.size,
+            other_file_id: l.other_file_id,
+        })),
+        Err(e) => match src.failed.take() {
+            Some(read_failure) => Err(read_failure),
+            None => Ok(Err(e)),
+        },
+    }
 }
 
 /// [`verify_file`] on bytes in memory.
