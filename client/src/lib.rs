@@ -1,7 +1,13 @@
 //! bb-client: bbackupd, bbackupquery, bbackupctl and bbackupd-config.
 //!
-//! Will own: scanning locations, uploads and diffs, delete lists, the inode map,
-//! restore, compare and the bbackupquery shell.
+//! Owns: scanning locations, uploads and diffs, delete lists, the inode map,
+//! restore, compare and the bbackupquery shell; the local side of attributes
+//! ([`localfs`]).
 //!
 //! Must not know: the store's disc layout (bb-store, bb-raid); it talks to a store only
-//! through bb-remote.
+//! through bb-remote's `StoreRead` / `StoreWrite`.
+
+pub mod error;
+pub mod localfs;
+
+pub use error::{Error, Result};
