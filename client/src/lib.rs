@@ -9,5 +9,6 @@
 
 pub mod error;
 pub mod localfs;
+pub mod sync;
 
 pub use error::{Error, Result};
