@@ -7,7 +7,11 @@
 //! Must not know: the store's disc layout (bb-store, bb-raid); it talks to a store only
 //! through bb-remote's `StoreRead` / `StoreWrite`.
 
+pub mod compare;
 pub mod error;
 pub mod localfs;
+pub mod restore;
+#[cfg(test)]
+mod testutil;
 
 pub use error::{Error, Result};
