@@ -139,7 +139,7 @@ pub fn restore(
             progress.file_done(f.blocks, 0);
             continue;
         }
-        let r = restore_file(store, keys, f, opts.apply);
+        let r = restore_file(store, keys, f, opts.apply, job.report.resumed);
         progress.file_done(f.blocks, r.as_ref().map_or(0, |d| d.bytes));
         job.finished(f, r)?;
     }
@@ -181,6 +181,7 @@ pub fn restore_parallel(
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let first = Mutex::new(Some(first));
+    let resuming = job.report.resumed;
     let (tx, rx) = mpsc::channel::<(usize, Result<Restored>)>();
     let workers = workers.clamp(1, todo.len().max(1));
     std::thread::scope(|s| -> Result<()> {
@@ -199,7 +200,7 @@ pub fn restore_parallel(
                 while !stop.load(Ordering::Relaxed) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(f) = todo.get(i) else { break };
-                    let r = restore_file(store.as_mut(), keys, f, opts.apply);
+                    let r = restore_file(store.as_mut(), keys, f, opts.apply, resuming);
                     if tx.send((i, r)).is_err() {
                         break;
                     }
@@ -590,13 +591,19 @@ fn restore_file(
     keys: &Keys,
     f: &PlanFile,
     apply: ApplyOptions,
+    resuming: bool,
 ) -> Result<Restored> {
     let what = || format!("file {:#x} ({})", f.id, f.path.display());
-    // A leftover of an interrupted run (or anything else) is replaced.
-    match fs::symlink_metadata(&f.path) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(&f.path).map_err(local_err("remove", &f.path))?,
-        Ok(_) => fs::remove_file(&f.path).map_err(local_err("remove", &f.path))?,
-        Err(_) => {}
+    // A leftover of an interrupted run is replaced. A fresh restore writes
+    // into directories it made itself, so it saves the lstat per file.
+    if resuming {
+        match fs::symlink_metadata(&f.path) {
+            Ok(m) if m.is_dir() => {
+                fs::remove_dir_all(&f.path).map_err(local_err("remove", &f.path))?
+            }
+            Ok(_) => fs::remove_file(&f.path).map_err(local_err("remove", &f.path))?,
+            Err(_) => {}
+        }
     }
     let reader = store.open_file(f.dir, f.id)?;
     let mut dec = StreamDecoder::new(keys, reader).map_err(|e| Error::format(what(), e))?;
