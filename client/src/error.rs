@@ -27,6 +27,26 @@ pub enum Error {
         #[source]
         source: bb_format::Error,
     },
+
+    /// Restore: the target exists and there is nothing to resume (0.13's
+    /// `Restore_TargetExists`).
+    #[error("The target directory exists. You cannot restore over an existing directory.")]
+    RestoreTargetExists { path: PathBuf },
+
+    /// Restore: an interrupted restore left its resume file; resuming was not
+    /// asked for (0.13's `Restore_ResumePossible`).
+    #[error("Resume possible -- repeat command with -r flag to resume")]
+    RestoreResumePossible { path: PathBuf },
+
+    /// Restore: the target's parent is missing or not a directory (0.13's
+    /// `Restore_TargetPathNotFound`).
+    #[error("Failed to restore: parent '{}' of target directory does not exist.", parent.display())]
+    RestoreParentMissing { parent: PathBuf },
+
+    /// Something from the store makes no sense for a local tree: a name that
+    /// is not a single path component, a symlink with data, missing attributes.
+    #[error("{what}: {detail}")]
+    StoreData { what: String, detail: String },
 }
 
 impl Error {

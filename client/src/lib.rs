@@ -7,8 +7,12 @@
 //! Must not know: the store's disc layout (bb-store, bb-raid); it talks to a store only
 //! through bb-remote's `StoreRead` / `StoreWrite`.
 
+pub mod compare;
 pub mod error;
 pub mod localfs;
+pub mod restore;
 pub mod sync;
+#[cfg(test)]
+mod testutil;
 
 pub use error::{Error, Result};

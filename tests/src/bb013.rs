@@ -37,7 +37,12 @@ pub fn nodelay_shim() -> PathBuf {
     };
     if !fresh {
         // Build under a unique name and rename: concurrent tests may race here.
-        let tmp = out.with_extension(format!("so.{}", std::process::id()));
+        // (Tests of one process race too: the thread is part of the name.)
+        let tmp = out.with_extension(format!(
+            "so.{}.{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
         let st = Command::new("gcc")
             .args(["-shared", "-fPIC", "-O2", "-o"])
             .arg(&tmp)
