@@ -10,6 +10,7 @@
 //! Must not know: the protocol (no command or reply types) or the RaidFile layout
 //! (everything goes through `ObjectStore`).
 
+use std::collections::HashMap;
 use std::io::Write;
 
 use bb_format::directory::{DIR_MAGIC, Directory};
@@ -73,6 +74,8 @@ pub struct Account {
     dirty: bool,
     /// Refcount slots written in place but not yet fsynced.
     refcounts_unsynced: bool,
+    /// Directories changed but not yet written, when write-back is on.
+    write_back: Option<WriteBack>,
     // Last: dropped after everything else, so nothing is written unlocked.
     lock: Option<Box<dyn WriteLockGuard>>,
 }
@@ -112,6 +115,20 @@ fn load_refcounts(store: &dyn ObjectStore) -> Result<RefCountDatabase> {
     RefCountDatabase::parse(&bytes).map_err(|e| Error::corrupt("load refcounts", what(), e))
 }
 
+/// Directory write-back (docs/store.md, "Durability"): a session that stores
+/// many files in one directory would otherwise rewrite the whole directory
+/// object once per file, O(n^2) bytes for n files. Changed directories stay in
+/// memory, in the order first changed, with the usage (in blocks) that the
+/// counters already hold for them, until [`Account::flush_directories`]: at
+/// every store info save (so at most `STORE_INFO_SAVE_DELAY` changes behind), at
+/// session end, and before any change whose safety after a crash depends on a
+/// directory being on disc first (moves, reverse diffs, recursive deletes).
+#[derive(Debug, Default)]
+struct WriteBack {
+    order: Vec<ObjectId>,
+    dirs: HashMap<ObjectId, (Directory, i64)>,
+}
+
 impl Account {
     /// Opens the account. Read-write takes the write lock first
     /// (`CannotLockStoreForWriting` if busy) and loads the refcount database too.
@@ -135,6 +152,7 @@ impl Account {
             unsaved_changes: 0,
             dirty: false,
             refcounts_unsynced: false,
+            write_back: None,
             lock,
         })
     }
@@ -158,6 +176,7 @@ impl Account {
             unsaved_changes: 0,
             dirty: false,
             refcounts_unsynced: false,
+            write_back: None,
             lock,
         };
         Ok((account, old_refcounts))
@@ -220,6 +239,7 @@ impl Account {
     /// info never runs ahead of the refcounts it was computed with).
     pub fn save_info(&mut self) -> Result<()> {
         self.require_write("save store info")?;
+        self.flush_directories()?;
         self.sync_refcounts()?;
         let bytes = self.info.encode().map_err(|source| Error::Format {
             op: "save store info",
@@ -387,6 +407,9 @@ impl Account {
         if id <= 0 {
             return Err(Error::DoesNotExist { op, id });
         }
+        if let Some((dir, _)) = self.write_back.as_ref().and_then(|wb| wb.dirs.get(&id)) {
+            return Ok(dir.clone());
+        }
         let bytes = self.read_object(op, id)?;
         if bytes.len() < 4
             || ObjectKind::of_magic([bytes[0], bytes[1], bytes[2], bytes[3]])
@@ -439,13 +462,39 @@ impl Account {
         for _ in 0..4096 {
             let d = current.as_ref().unwrap_or(dir);
             let id = d.object_id;
-            let old_usage = match self.store.open_object(id) {
-                Ok(r) => self.usage_in_blocks(r.size()),
-                Err(Error::DoesNotExist { .. }) => 0,
-                Err(e) => return Err(e),
+            let buffered = self
+                .write_back
+                .as_ref()
+                .and_then(|wb| wb.dirs.get(&id))
+                .map(|(_, usage)| *usage);
+            let old_usage = match buffered {
+                Some(usage) => usage,
+                None => match self.store.open_object(id) {
+                    Ok(r) => self.usage_in_blocks(r.size()),
+                    Err(Error::DoesNotExist { .. }) => 0,
+                    Err(e) => return Err(e),
+                },
             };
-            let (w, new_usage) = self.write_directory_uncommitted(d, true)?;
-            w.commit()?;
+            let new_usage = if self.write_back.is_some() {
+                let len = d
+                    .encode()
+                    .map_err(|source| Error::Format {
+                        op: "save directory",
+                        source,
+                    })?
+                    .len();
+                let usage = self.usage_in_blocks(len as u64);
+                if let Some(wb) = self.write_back.as_mut() {
+                    if wb.dirs.insert(id, (d.clone(), usage)).is_none() {
+                        wb.order.push(id);
+                    }
+                }
+                usage
+            } else {
+                let (w, usage) = self.write_directory_uncommitted(d, true)?;
+                w.commit()?;
+                usage
+            };
             let delta = new_usage - old_usage;
             self.info.blocks_used += delta;
             self.info.blocks_in_directories += delta;
@@ -480,8 +529,65 @@ impl Account {
         })
     }
 
+    /// Turns directory write-back on or off (off writes what is buffered).
+    /// Sessions turn it on; housekeeping and check, which delete objects, do not.
+    pub fn set_directory_write_back(&mut self, on: bool) -> Result<()> {
+        if on {
+            self.require_write("directory write-back")?;
+            self.write_back.get_or_insert_with(WriteBack::default);
+        } else {
+            self.flush_directories()?;
+            self.write_back = None;
+        }
+        Ok(())
+    }
+
+    /// Writes every buffered directory, in the order first changed (so a crash
+    /// midway leaves what write-through would have left at some earlier point
+    /// of the same sequence of changes, for a single directory at a time).
+    pub fn flush_directories(&mut self) -> Result<()> {
+        let Some(wb) = self.write_back.as_mut() else {
+            return Ok(());
+        };
+        if wb.order.is_empty() {
+            return Ok(());
+        }
+        let order = std::mem::take(&mut wb.order);
+        let mut dirs = std::mem::take(&mut wb.dirs);
+        for (n, id) in order.iter().enumerate() {
+            let Some((dir, usage)) = dirs.remove(id) else {
+                continue;
+            };
+            let written = self
+                .write_directory_uncommitted(&dir, true)
+                .and_then(|(w, written)| w.commit().map(|()| written));
+            match written {
+                Ok(written) if written != usage => {
+                    // Cannot happen (same bytes, same layout); the counters would
+                    // drift, so say so for check to find.
+                    warn!(
+                        id,
+                        usage, written, "written directory uses other blocks than counted"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    // Keep what is not written yet, this one first, for a retry.
+                    if let Some(wb) = self.write_back.as_mut() {
+                        wb.order = order[n..].to_vec();
+                        wb.dirs.insert(*id, (dir, usage));
+                        wb.dirs.extend(dirs);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Saves unsaved info and releases the lock.
     pub fn close(mut self) -> Result<()> {
+        self.flush_directories()?;
         if self.mode == Mode::ReadWrite && self.dirty {
             self.save_info()?;
         }
@@ -494,6 +600,9 @@ impl Account {
 
 impl Drop for Account {
     fn drop(&mut self) {
+        if let Err(e) = self.flush_directories() {
+            warn!(account = self.account_id(), error = %e, "writing changed directories on close");
+        }
         if self.mode == Mode::ReadWrite && self.dirty {
             if let Err(e) = self.save_info() {
                 warn!(account = self.account_id(), error = %e, "saving the store info on close");

@@ -802,7 +802,10 @@ impl Account {
         if let Some(w) = reversed_old {
             // After the directory: a crash in between leaves the old version complete,
             // which readers handle (the dependency is only an optimisation for them
-            // until this commit lands). Failing here leaves the same state.
+            // until this commit lands). Failing here leaves the same state. The
+            // directory must be on disc first: a buffered one would leave, after
+            // a crash, an old version that is a patch against an unrecorded file.
+            self.flush_directories()?;
             w.commit()?;
         }
         self.set_refcount(id, 1)?;

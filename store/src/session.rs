@@ -291,6 +291,10 @@ impl Session {
                 }
             }
         };
+        let mut account = account;
+        if !read_only && let Err(e) = account.set_directory_write_back(true) {
+            warn!(account = self.cert_account, "directory write-back: {e}");
+        }
         if !account.info().account_enabled {
             info!(
                 account = self.cert_account,
@@ -377,6 +381,31 @@ fn body(s: crate::ops::ObjectStream) -> ReplyBody {
 
 /// One command in the Commands phase.
 fn run(
+    a: &mut Account,
+    command: Command,
+    stream: Option<&mut dyn IncomingStream>,
+) -> Result<Response, Error> {
+    // These read directories from disc, or change several directories whose
+    // order on disc matters after a crash: buffered directories go first, and
+    // what they change is written at once (Account::flush_directories).
+    let write_through = matches!(
+        command,
+        Command::GetObject(_)
+            | Command::MoveObject(_)
+            | Command::DeleteDirectory(_)
+            | Command::UndeleteDirectory(_)
+    );
+    if write_through {
+        a.flush_directories()?;
+    }
+    let response = run_command(a, command, stream)?;
+    if write_through {
+        a.flush_directories()?;
+    }
+    Ok(response)
+}
+
+fn run_command(
     a: &mut Account,
     command: Command,
     stream: Option<&mut dyn IncomingStream>,

@@ -59,9 +59,25 @@ fn factories() -> Vec<(&'static str, Factory)> {
     ]
 }
 
-fn new_account(store: Box<dyn ObjectStore>, soft: i64, hard: i64) -> Account {
+/// Each store kind, with directories written through and with write-back.
+fn cases() -> Vec<(String, Factory, bool)> {
+    let mut v = Vec::new();
+    for write_back in [false, true] {
+        for (label, make) in factories() {
+            let suffix = if write_back { "+write-back" } else { "" };
+            v.push((format!("{label}{suffix}"), make, write_back));
+        }
+    }
+    v
+}
+
+/// Every test runs twice per store: writing directories through (as 0.13 and
+/// housekeeping do) and with the write-back that sessions use.
+fn new_account(store: Box<dyn ObjectStore>, soft: i64, hard: i64, write_back: bool) -> Account {
     create_account_storage(&*store, soft, hard).unwrap();
-    Account::open(store, Mode::ReadWrite).unwrap()
+    let mut acc = Account::open(store, Mode::ReadWrite).unwrap();
+    acc.set_directory_write_back(write_back).unwrap();
+    acc
 }
 
 fn store(acc: &mut Account, dir: i64, n: &str, bytes: &[u8]) -> bb_store::Result<i64> {
@@ -82,10 +98,11 @@ fn kind<T: std::fmt::Debug>(r: bb_store::Result<T>) -> Option<StoreErrorKind> {
 
 #[test]
 fn every_operation() {
-    for (label, make) in factories() {
+    for (label, make, write_back) in cases() {
+        let label = label.as_str();
         eprintln!("backend {label}");
         let (handle, _keep) = make();
-        let mut acc = new_account(handle(), 10_000, 20_000);
+        let mut acc = new_account(handle(), 10_000, 20_000, write_back);
         assert_counters(&acc);
 
         // CreateDirectory.
@@ -353,10 +370,11 @@ fn diff_uploads_and_patch_chains() {
     let b: &[u8] = &[b'b'; 3000];
     let c: &[u8] = &[b'c'; 2000];
     let dd: &[u8] = &[b'd'; 1000];
-    for (label, make) in factories() {
+    for (label, make, write_back) in cases() {
+        let label = label.as_str();
         eprintln!("backend {label}");
         let (handle, _keep) = make();
-        let mut acc = new_account(handle(), 10_000, 20_000);
+        let mut acc = new_account(handle(), 10_000, 20_000, write_back);
         let d = acc.create_directory(1, &name("d"), &[], 0, 0).unwrap();
         let other = acc.create_directory(1, &name("o"), &[], 0, 0).unwrap();
         let id1 = store(&mut acc, d, "big", &file_of_blocks(d, "big", &[a, b])).unwrap();
@@ -446,11 +464,12 @@ fn failed_diff_uploads_leave_nothing_behind() {
     let a: &[u8] = &[b'a'; 3000];
     let b: &[u8] = &[b'b'; 3000];
     let c: &[u8] = &[b'c'; 2000];
-    for (label, make) in factories() {
+    for (label, make, write_back) in cases() {
+        let label = label.as_str();
         eprintln!("backend {label}");
         let (handle, keep) = make();
         let store_handle = handle();
-        let mut acc = new_account(handle(), 10_000, 20_000);
+        let mut acc = new_account(handle(), 10_000, 20_000, write_back);
         let d = acc.create_directory(1, &name("d"), &[], 0, 0).unwrap();
         let id1 = store(&mut acc, d, "big", &file_of_blocks(d, "big", &[a, b])).unwrap();
         let old_bytes = acc.get_object(id1).unwrap().into_vec().unwrap();
@@ -534,11 +553,12 @@ impl Read for Counting<'_> {
 
 #[test]
 fn hard_limit_is_enforced_early() {
-    for (label, make) in factories() {
+    for (label, make, write_back) in cases() {
+        let label = label.as_str();
         eprintln!("backend {label}");
         let (s, _keep) = make();
         // Room for about 60 KiB of files with 2 KiB or 4 KiB blocks.
-        let mut acc = new_account(s(), 25, 40);
+        let mut acc = new_account(s(), 25, 40, write_back);
         let d = acc.create_directory(1, &name("d"), &[], 0, 0).unwrap();
         let big_content: Vec<u8> = (0..600_000u32)
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
