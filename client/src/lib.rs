@@ -9,5 +9,6 @@
 
 pub mod error;
 pub mod localfs;
+pub mod query;
 
 pub use error::{Error, Result};
