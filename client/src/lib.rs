@@ -10,6 +10,7 @@
 pub mod compare;
 pub mod error;
 pub mod localfs;
+pub mod query;
 pub mod restore;
 pub mod sync;
 #[cfg(test)]
