@@ -7,7 +7,9 @@
 //! Must not know: the store's disc layout (bb-store, bb-raid); it talks to a store only
 //! through bb-remote's `StoreRead` / `StoreWrite`.
 
+pub mod config;
 pub mod error;
+pub mod exclude;
 pub mod localfs;
 
 pub use error::{Error, Result};
