@@ -7,8 +7,11 @@
 //! Must not know: the store's disc layout (bb-store, bb-raid); it talks to a store only
 //! through bb-remote's `StoreRead` / `StoreWrite`.
 
+pub mod bbackupd_config;
 pub mod compare;
+pub mod config;
 pub mod error;
+pub mod exclude;
 pub mod localfs;
 pub mod query;
 pub mod restore;
