@@ -7,6 +7,8 @@
 //! Must not know: the store's disc layout (bb-store, bb-raid); it talks to a store only
 //! through bb-remote's `StoreRead` / `StoreWrite`.
 
+pub mod ctl;
+pub mod daemon;
 pub mod error;
 pub mod localfs;
 
