@@ -11,5 +11,6 @@ pub mod ctl;
 pub mod daemon;
 pub mod error;
 pub mod localfs;
+pub mod sync;
 
 pub use error::{Error, Result};
