@@ -34,6 +34,7 @@ pub mod command;
 pub mod extlog;
 pub mod logging;
 pub mod options;
+pub mod runner;
 pub mod scripts;
 
 use std::path::{Path, PathBuf};
