@@ -62,6 +62,7 @@ fn setup(dir: &Path, port: u16, source: &Path, auto: bool) -> Setup {
         keys: Keys::from_file(&fixtures::keys_file()).unwrap(),
         options,
         extended_logging: true,
+        extended_log_file: None,
         log_all_file_access: true,
     }
 }

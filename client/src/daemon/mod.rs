@@ -509,3 +509,63 @@ pub fn once_status(r: &Result<RunReport, RunError>) -> u8 {
 
 #[cfg(test)]
 mod tests;
+
+/// The daemon's work after the command line: PidFile, CommandSocket, signals
+/// (SIGHUP reload, SIGTERM/SIGINT stop), the loop until stopped.
+pub fn serve<R: Runner>(runner: R) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut d = Daemon::new(runner);
+    info!(
+        "Starting daemon, version: {} (Rust)",
+        env!("CARGO_PKG_VERSION")
+    );
+    info!(
+        "Using configuration file: {}",
+        d.settings.config_path.display()
+    );
+    let _pid = match &d.settings.pid_file {
+        Some(p) => Some(PidFile::create(p)?),
+        None => None,
+    };
+    d.listen()?;
+    let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT])?;
+    let handle = signals.handle();
+    let (tx, stop) = (d.requests(), d.stop_flag());
+    let signal_thread = std::thread::spawn(move || {
+        for sig in signals.forever() {
+            if sig == SIGHUP {
+                let _ = tx.send(Request::Reload);
+            } else {
+                stop.store(true, Ordering::SeqCst);
+                let _ = tx.send(Request::Terminate);
+                break;
+            }
+        }
+    });
+    d.run();
+    handle.close();
+    let _ = signal_thread.join();
+    // The socket goes before the PidFile: whoever waits for the PidFile to go
+    // finds nothing left behind.
+    drop(d);
+    Ok(())
+}
+
+/// `bbackupd --once`: one run in the foreground (no SyncAllowScript: asking
+/// for one run is forcing it), SIGTERM/SIGINT stop it cleanly. Returns the
+/// exit status ([`exit`]).
+pub fn once<R: Runner>(runner: R) -> u8 {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut d = Daemon::new(runner);
+    let stop = d.stop_flag();
+    for sig in [SIGTERM, SIGINT] {
+        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+            warn!("cannot catch signal {sig}: {e}");
+        }
+    }
+    let r = d.run_once(None);
+    if let Err(e) = &r {
+        eprintln!("bbackupd: {e}");
+    }
+    once_status(&r)
+}

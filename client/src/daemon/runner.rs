@@ -26,6 +26,8 @@ pub struct Setup {
     pub options: SyncOptions,
     /// ExtendedLogging: every protocol command in the log.
     pub extended_logging: bool,
+    /// ExtendedLogFile: where those lines go (else the main log).
+    pub extended_log_file: Option<PathBuf>,
     /// LogAllFileAccess: every file looked at, uploaded, skipped.
     pub log_all_file_access: bool,
 }
