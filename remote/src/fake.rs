@@ -90,6 +90,12 @@ impl FakeStore {
         }
     }
 
+    /// Changes the account's limits (as `bbstoreaccounts setlimit` would).
+    pub fn set_limits(&mut self, soft_limit: i64, hard_limit: i64) {
+        self.soft_limit = soft_limit;
+        self.hard_limit = hard_limit;
+    }
+
     fn object_blocks(o: &Object) -> i64 {
         match o {
             Object::Dir(d) => blocks(d.encode().map(|v| v.len()).unwrap_or(0)),

@@ -248,8 +248,8 @@ fn check_identity(
     }
     if let Some((id, dir)) = state.newest_file {
         match store.get_object_name(id, dir) {
-            Ok(Some(_)) => {}
-            Ok(None) => {
+            Ok(Some(on)) if on.flags & flags::FILE != 0 => {}
+            Ok(_) => {
                 return changed(format!(
                     "file {id:#x} in directory {dir:#x}, current after this client's last \
                      run, is not there"
