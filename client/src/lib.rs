@@ -7,9 +7,12 @@
 //! Must not know: the store's disc layout (bb-store, bb-raid); it talks to a store only
 //! through bb-remote's `StoreRead` / `StoreWrite`.
 
+pub mod bbackupd_config;
+pub mod config;
 pub mod ctl;
 pub mod daemon;
 pub mod error;
+pub mod exclude;
 pub mod localfs;
 pub mod sync;
 

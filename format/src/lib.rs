@@ -4,7 +4,8 @@
 //! hash, the encoded file (header, chunks, block index, both orders), block sizing,
 //! the rolling checksum, the diff and the server-side transforms (combine, reverse
 //! diff, combining patches), directory objects, the store info file and the
-//! refcount database, as `../shared/spec/formats.md` and `store.md` §4–5 describe
+//! refcount database, and the text syntax of Box Backup's config files, as
+//! `../shared/spec/formats.md` and `store.md` §1, §4–5 describe
 //! them (section numbers in the module docs refer to those files).
 //!
 //! Must not know: files, sockets, the RaidFile layout, or the protocol. Callers
@@ -20,6 +21,7 @@ pub mod bytes;
 pub mod checksum;
 pub mod chunk;
 pub mod combine;
+pub mod config_syntax;
 pub mod crypto;
 pub mod decode;
 pub mod diff;

@@ -1,8 +1,7 @@
-//! raidfile.conf: 0.13's configuration syntax (store.md §1), the disc set blocks
-//! (§6.1), and the `raidfile-config` tool that writes the file.
+//! raidfile.conf: the disc set blocks (store.md §6.1) in 0.13's configuration
+//! syntax (§1), and the `raidfile-config` tool that writes the file.
 //!
-//! Owns: a line-accurate parser of the shared Box Backup config syntax (`Block`),
-//! the raidfile.conf rules with errors that name the file and line, and the logic of
+//! Owns: the raidfile.conf rules with errors that name the file and line, and the logic of
 //! `raidfile-config` (the store crate's binary is a thin `main` around it).
 //!
 //! Differs from 0.13 on purpose: disc sets may appear in any order and with gaps in
@@ -10,8 +9,10 @@
 //! duplicate set numbers, duplicate keys, relative or missing directories are errors
 //! with a line number instead of a bare "BadConfigFile".
 //!
-//! The syntax parser is generic (bbstored.conf and bbackupd.conf use the same); it
-//! lives here because this is the lowest crate that reads such a file.
+//! The syntax parser itself is generic (bbstored.conf and bbackupd.conf use the
+//! same) and lives in `bb_format::config_syntax`, the lowest crate both ends of
+//! the protocol share; it is re-exported here so the store's readers keep their
+//! paths.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -20,168 +21,22 @@ use std::path::{Path, PathBuf};
 use crate::discset::DiscSet;
 use crate::error::{Error, Result};
 
-/// One `Key = Value` line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Key {
-    pub name: String,
-    pub value: String,
-    pub line: usize,
-}
+pub use bb_format::config_syntax::{Block, Key, SyntaxError, parse_c_int};
 
-/// A block of the config syntax: the root, or `name` / `{` / ... / `}`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Block {
-    pub name: String,
-    /// Line of the block's name (0 for the root).
-    pub line: usize,
-    /// Keys in file order.
-    pub keys: Vec<Key>,
-    /// Sub-blocks in file order.
-    pub blocks: Vec<Block>,
-}
-
-impl Block {
-    pub fn key(&self, name: &str) -> Option<&Key> {
-        self.keys.iter().find(|k| k.name == name)
-    }
-}
-
-/// Whitespace as 0.13 counts it (`\r` and `\n` are gone by then).
-fn iw(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\x0b' | '\x0c')
-}
-
-/// 0.13's line preprocessing: a `#` at the start or after whitespace starts a
-/// comment; surrounding whitespace is trimmed.
-fn preprocess(raw: &str) -> String {
-    let line: String = raw.chars().filter(|&c| c != '\r').collect();
-    let mut end = line.len();
-    let mut prev: Option<char> = None;
-    for (i, c) in line.char_indices() {
-        if c == '#' && prev.is_none_or(iw) {
-            end = i;
-            break;
-        }
-        prev = Some(c);
-    }
-    line[..end].trim_matches(iw).to_string()
-}
-
-/// Parses text in the config syntax. `file` is used in error messages only.
+/// Parses text in the config syntax (bb-format's parser), with its errors as this
+/// crate's [`Error::Config`].
 pub fn parse(text: &str, file: &str) -> Result<Block> {
-    let err = |line: usize, message: String| Error::Config {
-        file: file.to_string(),
-        line,
-        message,
-    };
-    let mut stack: Vec<Block> = vec![Block::default()];
-    let mut pending: Option<(String, usize)> = None;
-    let mut last_line = 0;
-    for (i, raw) in text.split('\n').enumerate() {
-        let lineno = i + 1;
-        last_line = lineno;
-        let line = preprocess(raw);
-        if line.is_empty() {
-            continue;
-        }
-        if line == "{" {
-            let Some((name, at)) = pending.take() else {
-                return Err(err(
-                    lineno,
-                    "'{' without a block name on the line before".into(),
-                ));
-            };
-            stack.push(Block {
-                name,
-                line: at,
-                ..Block::default()
-            });
-            continue;
-        }
-        if let Some((name, at)) = pending.take() {
-            return Err(err(
-                at,
-                format!("block '{name}' is not followed by a line with just '{{'"),
-            ));
-        }
-        if line == "}" {
-            if stack.len() == 1 {
-                return Err(err(lineno, "'}' closes no block".into()));
-            }
-            let done = stack.pop().unwrap_or_default();
-            if let Some(parent) = stack.last_mut() {
-                parent.blocks.push(done);
-            }
-            continue;
-        }
-        let Some(cur) = stack.last_mut() else {
-            return Err(err(lineno, "internal: no open block".into()));
-        };
-        match line.split_once('=') {
-            Some((k, v)) => {
-                let k = k.trim_matches(iw);
-                let v = v.trim_matches(iw);
-                if k.is_empty() {
-                    return Err(err(lineno, "'=' with no key before it".into()));
-                }
-                if let Some(first) = cur.key(k) {
-                    return Err(err(
-                        lineno,
-                        format!("key '{k}' given twice (first on line {})", first.line),
-                    ));
-                }
-                cur.keys.push(Key {
-                    name: k.to_string(),
-                    value: v.to_string(),
-                    line: lineno,
-                });
-            }
-            None => pending = Some((line, lineno)),
-        }
-    }
-    if let Some((name, at)) = pending {
-        return Err(err(
-            at,
-            format!("block '{name}' is not followed by a line with just '{{'"),
-        ));
-    }
-    if stack.len() > 1 {
-        let open = stack
-            .last()
-            .map(|b| (b.name.clone(), b.line))
-            .unwrap_or_default();
-        return Err(err(
-            last_line,
-            format!(
-                "file ended inside block '{}' (opened on line {})",
-                open.0, open.1
-            ),
-        ));
-    }
-    Ok(stack.pop().unwrap_or_default())
+    bb_format::config_syntax::parse(text, file).map_err(Error::from)
 }
 
-/// An integer as C's `strtol(s, &end, 0)` reads it when it must consume everything
-/// (0.13's `ConfigTest_IsInt`): optional sign, `0x` hex, leading-`0` octal, decimal.
-pub fn parse_c_int(s: &str) -> Option<i64> {
-    let (neg, rest) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let (radix, digits) =
-        if let Some(h) = rest.strip_prefix("0x").or_else(|| rest.strip_prefix("0X")) {
-            (16, h)
-        } else if rest.len() > 1 && rest.starts_with('0') {
-            (8, &rest[1..])
-        } else {
-            (10, rest)
-        };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return None;
+impl From<SyntaxError> for Error {
+    fn from(e: SyntaxError) -> Error {
+        Error::Config {
+            file: e.file,
+            line: e.line,
+            message: e.message,
+        }
     }
-    let v = i64::from_str_radix(digits, radix).ok()?;
-    Some(if neg { -v } else { v })
 }
 
 const SET_KEYS: [&str; 5] = ["SetNumber", "BlockSize", "Dir0", "Dir1", "Dir2"];
@@ -623,19 +478,6 @@ disc0
         assert_eq!(l, 1);
         let (l, _) = err_of("}\n");
         assert_eq!(l, 1);
-    }
-
-    #[test]
-    fn comments_and_whitespace_as_0_13() {
-        assert_eq!(preprocess("  Key = a#b  # c\r"), "Key = a#b");
-        assert_eq!(preprocess("#x"), "");
-        assert_eq!(preprocess("\tDir0 = /x\x0b"), "Dir0 = /x");
-        assert_eq!(parse_c_int("0x1F"), Some(31));
-        assert_eq!(parse_c_int("-7"), Some(-7));
-        assert_eq!(parse_c_int("0"), Some(0));
-        assert_eq!(parse_c_int("08"), None);
-        assert_eq!(parse_c_int("0x"), None);
-        assert_eq!(parse_c_int(""), None);
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub mod logging;
 pub mod options;
 pub mod runner;
 pub mod scripts;
+pub mod setup;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
