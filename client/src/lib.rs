@@ -10,6 +10,8 @@
 pub mod bbackupd_config;
 pub mod compare;
 pub mod config;
+pub mod ctl;
+pub mod daemon;
 pub mod error;
 pub mod exclude;
 pub mod localfs;

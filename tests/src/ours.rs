@@ -124,3 +124,42 @@ impl Drop for OurServer {
         self.stop();
     }
 }
+
+/// Our binary `name` (bbackupd, bbackupctl, bbackupquery, ...), built once per
+/// test process. Cargo builds a package's binaries only for that package's own
+/// tests, and bb-client's tests may not see our server (bb-store is not below
+/// bb-client), so the client suites here build them with cargo.
+pub fn bin(name: &str) -> PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    BUILD.call_once(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        // Without the variables cargo sets for a test run (LD_LIBRARY_PATH and
+        // friends), which would otherwise make this build start from scratch.
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.env_clear();
+        for k in [
+            "PATH",
+            "HOME",
+            "CARGO_HOME",
+            "RUSTUP_HOME",
+            "RUSTUP_TOOLCHAIN",
+            "CARGO_TARGET_DIR",
+            "TMPDIR",
+        ] {
+            if let Some(v) = std::env::var_os(k) {
+                cmd.env(k, v);
+            }
+        }
+        let st = cmd
+            .args(["build", "-q", "-p", "bb-client", "--bins"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build");
+        assert!(st.success(), "cargo build -p bb-client --bins failed");
+    });
+    // target/debug/deps/<test binary> -> target/debug/<name>
+    let exe = std::env::current_exe().unwrap();
+    let p = exe.parent().unwrap().parent().unwrap().join(name);
+    assert!(p.exists(), "{} not built", p.display());
+    p
+}

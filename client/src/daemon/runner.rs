@@ -1,0 +1,233 @@
+//! The real [`Runner`]: per run a fresh [`Session`] (so a server that was
+//! restarted since the last run is simply connected to again), the engine over
+//! it, the [`SyncState`] loaded from and saved to DataDirectory around it, and
+//! the engine's events turned into log lines and the counts the scripts need.
+//!
+//! Must not know: the configuration syntax; a [`Setup`] is made from it by the
+//! caller (and again at every reload, through the `load` function).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use bb_format::Keys;
+use bb_remote::{Session, StoreWrite};
+use tracing::{debug, info, warn};
+
+use super::extlog::Logged;
+use super::{RunError, RunReport, Runner, Settings};
+use crate::sync::{self, Event, Events, SyncError, SyncOptions, SyncState};
+
+/// Everything a run needs, made from bbackupd.conf.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub settings: Settings,
+    pub remote: bb_remote::Config,
+    pub keys: Keys,
+    pub options: SyncOptions,
+    /// ExtendedLogging: every protocol command in the log.
+    pub extended_logging: bool,
+    /// ExtendedLogFile: where those lines go (else the main log).
+    pub extended_log_file: Option<PathBuf>,
+    /// LogAllFileAccess: every file looked at, uploaded, skipped.
+    pub log_all_file_access: bool,
+}
+
+type Loader = Box<dyn Fn(&Path) -> Result<Setup, String> + Send>;
+
+/// See the module header.
+pub struct SyncRunner {
+    setup: Setup,
+    load: Loader,
+}
+
+impl std::fmt::Debug for SyncRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncRunner")
+            .field("settings", &self.setup.settings)
+            .finish()
+    }
+}
+
+impl SyncRunner {
+    /// Loads `config` with `load` (used again at every reload).
+    pub fn new(
+        config: &Path,
+        load: impl Fn(&Path) -> Result<Setup, String> + Send + 'static,
+    ) -> Result<SyncRunner, String> {
+        let setup = load(config)?;
+        Ok(SyncRunner {
+            setup,
+            load: Box::new(load),
+        })
+    }
+
+    pub fn setup(&self) -> &Setup {
+        &self.setup
+    }
+}
+
+/// Logs the engine's events (0.13's wording where it has one) and counts what
+/// the daemon reports.
+#[derive(Debug, Default)]
+struct Logger {
+    log_all: bool,
+    read_errors: u64,
+    store_full: bool,
+}
+
+impl Events for Logger {
+    fn event(&mut self, e: Event) {
+        let all = self.log_all;
+        match e {
+            Event::ReadError { path, error } => {
+                self.read_errors += 1;
+                warn!("Error reading file: {}: {error}", path.display());
+            }
+            Event::UploadError { path, error } => {
+                warn!("Failed to upload file: {}: {error}", path.display())
+            }
+            Event::ChangedWhileReading { path } => {
+                warn!(
+                    "File changed while it was read, sent again next time: {}",
+                    path.display()
+                )
+            }
+            Event::StoreFull => {
+                self.store_full = true;
+                warn!("Exceeded storage limits on server -- not uploading changes to files");
+            }
+            Event::LocationCreated { name, id } => {
+                info!("Created location {name} on the store (ID {id:#x})")
+            }
+            Event::LocationUnavailable { name, path, error } => warn!(
+                "Location {name}: cannot read {}: {error}; left alone",
+                path.display()
+            ),
+            Event::FileUploaded {
+                path,
+                id,
+                bytes,
+                diff_from,
+            } if all => match diff_from {
+                Some(d) => info!(
+                    "Uploaded patch to file: {} (ID {id:#x}, from {d:#x}): uploaded size = {bytes}",
+                    path.display()
+                ),
+                None => info!(
+                    "Uploaded file: {} (ID {id:#x}): uploaded size = {bytes}",
+                    path.display()
+                ),
+            },
+            Event::AttributesChanged { path } if all => {
+                info!("Uploading new file attributes: {}", path.display())
+            }
+            Event::DirectoryCreated { path, id } if all => {
+                info!("Created directory: {} (ID {id:#x})", path.display())
+            }
+            Event::Moved { path, id } if all => {
+                info!("Moved on the store: {} (ID {id:#x})", path.display())
+            }
+            Event::FileDeleted { path, .. } if all => {
+                info!("Deleted file: {}", path.display())
+            }
+            Event::DirectoryDeleted { path, id } if all => {
+                info!("Deleted directory: {} (ID {id:#x})", path.display())
+            }
+            Event::FileExcluded { path } if all => {
+                debug!("Skipping excluded file: {}", path.display())
+            }
+            Event::DirExcluded { path } if all => {
+                debug!("Skipping excluded directory: {}", path.display())
+            }
+            Event::MountPointSkipped { path } => warn!(
+                "Ignored directory: {}: is a mount point; create a new location if you want to back it up",
+                path.display()
+            ),
+            Event::UnsupportedFileType { path } => {
+                warn!("Ignoring file of unknown type: {}", path.display())
+            }
+            Event::FileModifiedInFuture { path } => warn!(
+                "Some files have modification times excessively in the future. Check clock synchronisation. Example file: {}",
+                path.display()
+            ),
+            other => debug!("{other:?}"),
+        }
+    }
+}
+
+/// The engine's error as the daemon sees it.
+fn run_error(e: SyncError) -> RunError {
+    match e {
+        SyncError::StoreChanged { .. } => RunError::StoreChanged(e.to_string()),
+        SyncError::Stopped => RunError::Stopped,
+        other => RunError::Failed(other.to_string()),
+    }
+}
+
+fn state_dir(s: &Settings) -> PathBuf {
+    s.data_directory.clone()
+}
+
+impl Runner for SyncRunner {
+    fn settings(&self) -> Settings {
+        self.setup.settings.clone()
+    }
+
+    fn reload(&mut self) -> Result<(), String> {
+        self.setup = (self.load)(&self.setup.settings.config_path)?;
+        Ok(())
+    }
+
+    fn sync(&mut self, max_rate: Option<u64>, stop: &AtomicBool) -> Result<RunReport, RunError> {
+        let setup = &self.setup;
+        let dir = state_dir(&setup.settings);
+        let mut state = SyncState::load(&dir).map_err(run_error)?;
+        let mut opts = setup.options.clone();
+        if max_rate.is_some() {
+            opts.max_upload_rate = max_rate;
+        }
+        info!("Opening connection to server '{}'...", setup.remote.host);
+        let mut session =
+            Session::open(setup.remote.clone()).map_err(|e| RunError::Failed(e.to_string()))?;
+        let mut events = Logger {
+            log_all: setup.log_all_file_access,
+            ..Logger::default()
+        };
+        let r = {
+            let mut logged;
+            let store: &mut dyn StoreWrite = if setup.extended_logging {
+                logged = Logged {
+                    inner: &mut session,
+                };
+                &mut logged
+            } else {
+                &mut session
+            };
+            sync::run(store, &setup.keys, &opts, &mut state, &mut events, stop)
+        };
+        // The engine leaves the state consistent after any run (its contract);
+        // a store that changed is the exception: nothing was learnt from it.
+        if !matches!(r, Err(SyncError::StoreChanged { .. }))
+            && let Err(e) = state.save(&dir)
+        {
+            warn!("{e}");
+            if r.is_ok() {
+                let _ = session.finish();
+                return Err(run_error(e));
+            }
+        }
+        if let Err(e) = session.finish() {
+            debug!("closing the connection: {e}");
+        }
+        let rep = r.map_err(run_error)?;
+        Ok(RunReport {
+            files_uploaded: rep.files_uploaded,
+            bytes_uploaded: rep.bytes_uploaded,
+            dirs_created: rep.directories_created,
+            deleted: rep.deleted,
+            moved: rep.moved,
+            read_errors: rep.errors.max(events.read_errors),
+            store_full: rep.store_full || events.store_full,
+        })
+    }
+}
