@@ -38,7 +38,12 @@ fn text(out: &Output) -> String {
 
 fn backup(conf: &Path) {
     let out = once(conf);
-    assert_eq!(out.status.code(), Some(0), "bbackupd --once:\n{}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "bbackupd --once:\n{}",
+        text(&out)
+    );
 }
 
 /// The real 0.13 bbstored in its own process group, so that a kill reaches
@@ -81,7 +86,12 @@ fn bytes_under(dir: &Path) -> u64 {
 }
 
 fn copy_dir(from: &Path, to: &Path) {
-    let st = Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
     assert!(st.success());
 }
 
@@ -110,13 +120,13 @@ fn rolled_back_or_swapped_store_stops_bbackupd_and_is_left_alone() {
     let mut server = start_server(&store.conf, store.port, &log);
 
     // Changes that the second backup records: a new file, a deleted one.
-    std::fs::write(src.join("added-after-snapshot"), b"new").unwrap();
     let victim = tree::walk(&src)
         .into_iter()
         .map(|(p, _)| p)
         .find(|p| p.is_file())
         .unwrap();
     std::fs::remove_file(&victim).unwrap();
+    std::fs::write(src.join("added-after-snapshot"), b"new").unwrap();
     backup(&client.conf);
     assert_eq!(client.compare().0, 1, "{}", client.compare().1);
 
@@ -134,7 +144,11 @@ fn rolled_back_or_swapped_store_stops_bbackupd_and_is_left_alone() {
         msg.contains("not the one") || msg.contains("rolled back"),
         "the message says what happened:\n{msg}"
     );
-    assert_eq!(listing(&client), before, "the rolled-back store was changed");
+    assert_eq!(
+        listing(&client),
+        before,
+        "the rolled-back store was changed"
+    );
 
     // Swap: a new, empty account with the same number on another store.
     server.stop(Duration::from_secs(10));
