@@ -215,6 +215,19 @@ impl Session {
         }
     }
 
+    /// The client pauses: write the directories buffered by write-back, so
+    /// that other sessions (a bbackupquery beside a running bbackupd) see them.
+    pub fn idle(&mut self) {
+        if let Some(a) = self.account.as_mut()
+            && let Err(e) = a.flush_directories()
+        {
+            warn!(
+                account = self.cert_account,
+                "writing changed directories: {e}"
+            );
+        }
+    }
+
     /// Answers one command. `stream` is its stream for the commands that carry
     /// one; what is left unread of it is the caller's to drain.
     pub fn handle(

@@ -92,6 +92,10 @@ pub trait Handler {
     fn stopping(&self) -> bool {
         false
     }
+    /// The client has sent nothing for [`IDLE_FLUSH`] since the last reply:
+    /// a moment to write what was buffered (directory write-back), so other
+    /// sessions see it.
+    fn idle(&mut self) {}
 }
 
 /// Why a connection ended.
@@ -284,6 +288,13 @@ fn read_retrying(t: &mut dyn Transport, buf: &mut [u8]) -> io::Result<usize> {
 /// whole idle timeout.
 const STOP_POLL: Duration = Duration::from_millis(200);
 
+/// How long a client may pause between commands before the session writes
+/// what it buffered (see [`Handler::idle`]). A client that sends commands
+/// back to back never waits this long; one that stops, or a person at
+/// bbackupquery, sees its changes on disc (and other sessions see them) at
+/// once.
+pub const IDLE_FLUSH: Duration = Duration::from_millis(20);
+
 /// What [`fill_waiting`] saw.
 enum Waited {
     Data,
@@ -300,10 +311,11 @@ fn fill_waiting(
     t: &mut dyn Transport,
     buf: &mut Vec<u8>,
     counters: &Counters,
-    handler: &dyn Handler,
+    handler: &mut dyn Handler,
     limit: Duration,
 ) -> io::Result<Waited> {
     let deadline = std::time::Instant::now() + limit;
+    let mut told_idle = false;
     let result = loop {
         if handler.stopping() {
             break Ok(Waited::Stopping);
@@ -312,11 +324,18 @@ fn fill_waiting(
         if left.is_zero() {
             break Ok(Waited::TimedOut);
         }
-        t.set_read_timeout(Some(left.min(STOP_POLL)))?;
+        let slice = if told_idle { STOP_POLL } else { IDLE_FLUSH };
+        t.set_read_timeout(Some(left.min(slice)))?;
         match fill(t, buf, counters) {
             Ok(true) => break Ok(Waited::Data),
             Ok(false) => break Ok(Waited::Eof),
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => continue,
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                if !told_idle {
+                    told_idle = true;
+                    handler.idle();
+                }
+                continue;
+            }
             Err(e) => break Err(e),
         }
     };
@@ -563,6 +582,9 @@ fn serve_inner(
 impl Handler for crate::session::Session {
     fn handle(&mut self, command: Command, stream: Option<&mut dyn IncomingStream>) -> Response {
         crate::session::Session::handle(self, command, stream)
+    }
+    fn idle(&mut self) {
+        crate::session::Session::idle(self);
     }
 }
 

@@ -340,6 +340,9 @@ impl Handler for Served<'_> {
     fn stopping(&self) -> bool {
         self.shutdown.is_triggered()
     }
+    fn idle(&mut self) {
+        self.session.idle();
+    }
 }
 
 struct TlsTransport(rustls::StreamOwned<rustls::ServerConnection, TcpStream>);
