@@ -378,14 +378,14 @@ fn compare_a_applies_the_locations_excludes() {
     fs::write(f.src.join("one.bin"), b"X").unwrap();
     let out = same_compare(&conf, "compare -ac", "compare -ac", 2);
     assert!(
-        out.contains("Differences: 1 (1 dirs excluded, 2 files excluded, 0 files not checked)"),
+        out.contains("Differences: 2 (1 dirs excluded, 2 files excluded, 0 files not checked)"),
         "{out}"
     );
     same_compare(&conf, "compare -acf", "compare -ac", 2);
     same_compare(&conf, "compare -cl source", "compare -cl source", 2);
     // -E: every local file counts.
     let out = same_compare(&conf, "compare -acE", "compare -acE", 2);
-    assert!(out.contains("Differences: 3 (0 dirs excluded"), "{out}");
+    assert!(out.contains("Differences: 4 (0 dirs excluded"), "{out}");
 }
 
 #[test]
