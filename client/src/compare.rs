@@ -45,6 +45,13 @@
 //! counts as "files excluded"; an excluded directory (in the store or not)
 //! counts as "dirs excluded" and is not entered. FIFOs, sockets and devices
 //! are ignored, as bbackupd never uploads them.
+//!
+//! "Modified after the last sync" (checked against the real 0.13
+//! bbackupquery, `tests/tests/bbackupquery_compare_restore_013.rs`): a
+//! compared file's mtime (never in Quick mode), the followed mtime of what
+//! the store lacks, the ctime of a directory whose own attributes differ.
+//! A file with both attribute and content differences gets one hint line,
+//! after the second, and both count as explained.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
