@@ -45,6 +45,13 @@
 //! counts as "files excluded"; an excluded directory (in the store or not)
 //! counts as "dirs excluded" and is not entered. FIFOs, sockets and devices
 //! are ignored, as bbackupd never uploads them.
+//!
+//! "Modified after the last sync" (checked against the real 0.13
+//! bbackupquery, `tests/tests/bbackupquery_compare_restore_013.rs`): a
+//! compared file's mtime (never in Quick mode), the followed mtime of what
+//! the store lacks, the ctime of a directory whose own attributes differ.
+//! A file with both attribute and content differences gets one hint line,
+//! after the second, and both count as explained.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -140,11 +147,17 @@ pub struct Difference {
     pub local: PathBuf,
     /// The store path (`/source/a/b.txt`), clear bytes.
     pub store: Vec<u8>,
-    /// The local file changed after the last sync started.
+    /// The local file changed after the last sync started (0.13's test:
+    /// the mtime for files and for what the store lacks, the ctime for a
+    /// directory's own attributes; never for a file in Quick mode).
     pub modified_after_last_sync: bool,
     /// The store entry carries replacement attributes (0.13 says "the file
     /// above has had new attributes applied").
     pub new_attributes_applied: bool,
+    /// The hint line goes after this one: 0.13 prints one hint after the
+    /// last difference of a file (attributes, then contents), whatever the
+    /// count says.
+    pub hint: bool,
     /// Ours: what differs (attribute fields), for verbose output.
     pub detail: Option<String>,
 }
@@ -239,14 +252,22 @@ impl CompareEvent {
                     ]),
                 };
                 let mut out = vec![(Level::Warning, line)];
-                if d.modified_after_last_sync && d.kind != LocalMissing {
+                if !d.hint {
+                } else if d.modified_after_last_sync && d.kind == DirAttributes {
+                    out.push((
+                        Level::Info,
+                        b"(the directory above was modified after the last sync time -- might \
+                          be reason for difference)"
+                            .to_vec(),
+                    ));
+                } else if d.modified_after_last_sync && d.kind != LocalMissing {
                     out.push((
                         Level::Info,
                         b"(the file above was modified after the last sync time -- might be \
                           reason for difference)"
                             .to_vec(),
                     ));
-                } else if d.new_attributes_applied && d.kind == Attributes {
+                } else if d.new_attributes_applied && matches!(d.kind, Attributes | Contents) {
                     // 0.13's message ends in a newline of its own.
                     out.push((
                         Level::Info,
@@ -452,15 +473,19 @@ impl Comparer<'_> {
         self.opts.excluded.as_ref().is_some_and(|f| f(p, dir))
     }
 
-    fn changed_since_sync(&self, md: Option<&Metadata>, with_ctime: bool) -> bool {
+    /// 0.13's "modified after the last sync": the mtime of `md`, or its
+    /// ctime (`attr_time`).
+    fn changed_since_sync(&self, md: Option<&Metadata>, attr_time: bool) -> bool {
         match (self.opts.last_sync_time, md) {
-            (Some(t), Some(md)) => {
-                localfs::mtime_of(md) > t || (with_ctime && localfs::ctime_of(md) > t)
-            }
+            (Some(t), Some(md)) if attr_time => localfs::ctime_of(md) > t,
+            (Some(t), Some(md)) => localfs::mtime_of(md) > t,
             _ => false,
         }
     }
 
+    /// Counts and reports one difference; `hint`: 0.13's hint line follows
+    /// it (see [`Difference::hint`]).
+    #[allow(clippy::too_many_arguments)]
     fn difference(
         &mut self,
         kind: DifferenceKind,
@@ -468,14 +493,24 @@ impl Comparer<'_> {
         store: Vec<u8>,
         md: Option<&Metadata>,
         entry_attrs: bool,
+        hint: bool,
         detail: Option<String>,
     ) {
         let modified = match kind {
-            DifferenceKind::Contents => self.changed_since_sync(md, false),
-            DifferenceKind::Attributes | DifferenceKind::StoreMissing => {
-                self.changed_since_sync(md, true)
+            // 0.13's quick compare of a file does not look at its times.
+            DifferenceKind::Contents | DifferenceKind::Attributes => {
+                self.opts.mode != CompareMode::Quick && self.changed_since_sync(md, false)
             }
-            _ => false,
+            // 0.13 stat()s what the store lacks (a symlink's target).
+            DifferenceKind::StoreMissing => {
+                let followed = fs::metadata(&local).ok();
+                self.changed_since_sync(followed.as_ref(), false)
+            }
+            DifferenceKind::DirAttributes => {
+                let followed = fs::metadata(&local).ok();
+                self.changed_since_sync(followed.as_ref(), true)
+            }
+            DifferenceKind::LocalMissing => false,
         };
         self.report.differences += 1;
         if modified {
@@ -487,6 +522,7 @@ impl Comparer<'_> {
             store,
             modified_after_last_sync: modified,
             new_attributes_applied: entry_attrs,
+            hint,
             detail,
         }));
     }
@@ -553,7 +589,15 @@ impl Comparer<'_> {
                         self.file(id, e, name, &lp, sp, *k, md);
                     }
                 }
-                _ => self.difference(DifferenceKind::LocalMissing, lp, sp, None, false, None),
+                _ => self.difference(
+                    DifferenceKind::LocalMissing,
+                    lp,
+                    sp,
+                    None,
+                    false,
+                    true,
+                    None,
+                ),
             }
         }
         for (name, (k, md)) in &here {
@@ -564,7 +608,15 @@ impl Comparer<'_> {
             if self.excluded(&lp, false) {
                 self.report.excluded_files += 1;
             } else {
-                self.difference(DifferenceKind::StoreMissing, lp, sp, Some(md), false, None);
+                self.difference(
+                    DifferenceKind::StoreMissing,
+                    lp,
+                    sp,
+                    Some(md),
+                    false,
+                    true,
+                    None,
+                );
             }
         }
         for (name, e) in &dirs {
@@ -577,7 +629,15 @@ impl Comparer<'_> {
                         self.dir(e.object_id, &lp, &sp)?;
                     }
                 }
-                _ => self.difference(DifferenceKind::LocalMissing, lp, sp, None, false, None),
+                _ => self.difference(
+                    DifferenceKind::LocalMissing,
+                    lp,
+                    sp,
+                    None,
+                    false,
+                    true,
+                    None,
+                ),
             }
         }
         for (name, (k, md)) in &here {
@@ -588,7 +648,15 @@ impl Comparer<'_> {
             if self.excluded(&lp, true) {
                 self.report.excluded_dirs += 1;
             } else {
-                self.difference(DifferenceKind::StoreMissing, lp, sp, Some(md), false, None);
+                self.difference(
+                    DifferenceKind::StoreMissing,
+                    lp,
+                    sp,
+                    Some(md),
+                    false,
+                    true,
+                    None,
+                );
             }
         }
         Ok(())
@@ -626,6 +694,7 @@ impl Comparer<'_> {
                 store_path.to_vec(),
                 None,
                 false,
+                true,
                 Some(detail),
             );
         }
@@ -650,6 +719,7 @@ impl Comparer<'_> {
         };
         match r {
             Ok((attrs, contents)) => {
+                let contents_differ = matches!(contents, Check::Different);
                 if let Some(detail) = attrs {
                     self.difference(
                         DifferenceKind::Attributes,
@@ -657,16 +727,18 @@ impl Comparer<'_> {
                         store_path.clone(),
                         Some(md),
                         e.has_attributes(),
+                        !contents_differ,
                         Some(detail),
                     );
                 }
-                if let Check::Different = contents {
+                if contents_differ {
                     self.difference(
                         DifferenceKind::Contents,
                         local.to_path_buf(),
                         store_path,
                         Some(md),
-                        false,
+                        e.has_attributes(),
+                        true,
                         None,
                     );
                 }

@@ -35,6 +35,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bb_format::Keys;
@@ -44,6 +45,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::exclude::{Excludes, Rule};
+use crate::sync::{Location, SyncOptions};
 
 /// 0.13's default config file.
 pub const DEFAULT_CONFIG: &str = "/etc/boxbackup/bbackupd.conf";
@@ -891,6 +893,59 @@ impl BackupdConfig {
     pub fn location(&self, name: &str) -> Option<&LocationConfig> {
         self.locations.iter().find(|l| l.name == name)
     }
+
+    /// The settings of one sync run: every location with its excludes, and
+    /// the timing and size keys. `now` is left to the clock.
+    pub fn sync_options(&self) -> SyncOptions {
+        SyncOptions {
+            minimum_file_age: self.minimum_file_age,
+            max_upload_wait: self.max_upload_wait,
+            max_file_time_in_future: self.max_file_time_in_future,
+            file_tracking_size_threshold: self.file_tracking_size_threshold,
+            diffing_upload_size_threshold: self.diffing_upload_size_threshold,
+            maximum_diffing_time: self.maximum_diffing_time,
+            max_upload_rate: self.max_upload_rate,
+            ..SyncOptions::new(
+                self.locations
+                    .iter()
+                    .map(LocationConfig::sync_location)
+                    .collect(),
+            )
+        }
+    }
+}
+
+impl LocationConfig {
+    /// The location as the sync engine takes it, its excludes as the filter.
+    pub fn sync_location(&self) -> Location {
+        Location {
+            name: self.name.clone(),
+            path: self.path.clone(),
+            filter: Arc::new(self.excludes.clone()),
+        }
+    }
+
+    /// The excludes as compare's predicate (`compare -a` / `-l` without
+    /// `-E`); `None` when nothing is excluded.
+    pub fn compare_excluded(&self) -> Option<Arc<crate::compare::Excluded>> {
+        if self.excludes.is_empty() {
+            return None;
+        }
+        let ex = self.excludes.clone();
+        Some(Arc::new(move |p: &Path, dir: bool| {
+            if dir {
+                ex.is_dir_excluded(p)
+            } else {
+                ex.is_file_excluded(p)
+            }
+        }))
+    }
+}
+
+impl From<&LocationConfig> for Location {
+    fn from(l: &LocationConfig) -> Location {
+        l.sync_location()
+    }
 }
 
 #[cfg(test)]
@@ -1086,6 +1141,39 @@ mod tests {
         assert!(home.is_file_excluded(Path::new("/home/a/x.o")));
         let r = c.remote_config_parts();
         assert_eq!(r, ("h".to_string(), 22011, 0x2a));
+
+        // What the sync engine gets: the same values, the excludes behind
+        // the one Filter trait.
+        let o = c.sync_options();
+        assert_eq!(o.minimum_file_age, c.minimum_file_age);
+        assert_eq!(o.max_upload_wait, c.max_upload_wait);
+        assert_eq!(o.max_file_time_in_future, Duration::from_secs(8));
+        assert_eq!(
+            o.file_tracking_size_threshold,
+            c.file_tracking_size_threshold
+        );
+        assert_eq!(
+            o.diffing_upload_size_threshold,
+            c.diffing_upload_size_threshold
+        );
+        assert_eq!(o.maximum_diffing_time, None);
+        assert_eq!(o.max_upload_rate, Some(10 * 1024));
+        assert_eq!(o.now, None);
+        let names: Vec<&str> = o.locations.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["home", "etc"]);
+        assert_eq!(o.locations[0].path, Path::new("/home"));
+        let f = &o.locations[0].filter;
+        assert!(f.exclude_dir(Path::new("/home/guest")));
+        assert!(!f.exclude_file(Path::new("/home/guest")), "dir rules only");
+        assert!(f.exclude_file(Path::new("/home/a/song.mp3")));
+        assert!(!f.exclude_file(Path::new("/home/a/keep.mp3")));
+        assert!(!o.locations[1].filter.exclude_dir(Path::new("/etc/x")));
+        // And compare's predicate.
+        let ex = c.locations[0].compare_excluded().unwrap();
+        assert!(ex(Path::new("/home/guest"), true));
+        assert!(!ex(Path::new("/home/guest"), false));
+        assert!(ex(Path::new("/home/a/x.o"), false));
+        assert!(c.locations[1].compare_excluded().is_none());
     }
 
     impl BackupdConfig {

@@ -856,3 +856,36 @@ fn location_paths_are_checked() {
     );
     assert_eq!(r.files_uploaded, 1);
 }
+
+#[test]
+fn a_completed_run_is_recorded_for_compare_and_a_failed_one_is_not() {
+    let mut s = Setup::new();
+    sample_tree(&s.src);
+    let run = |s: &mut Setup| {
+        sync::run_in_data_dir(
+            &mut s.store,
+            &keys(),
+            &s.opts,
+            &s.data,
+            &mut Vec::new(),
+            &AtomicBool::new(false),
+        )
+    };
+    assert_eq!(sync::last_sync_start(&s.data), None);
+    let r = run(&mut s).unwrap();
+    assert_eq!(r.files_uploaded, 7);
+    // The run's start (here the test clock) is what compare reads, as it
+    // reads 0.13's file; the state was saved too.
+    assert_eq!(sync::last_sync_start(&s.data), Some(NOW));
+    assert!(sync::last_sync_finish(&s.data).unwrap() >= NOW);
+    assert!(s.data.join(sync::STATE_FILE).exists());
+    let marker = SyncState::load(&s.data).unwrap().marker();
+    assert_ne!(marker, 0);
+
+    // A swapped store: the run fails and the times stay.
+    s.store = FakeStore::default();
+    s.opts.now = Some(NOW + HOUR);
+    assert!(matches!(run(&mut s), Err(SyncError::StoreChanged { .. })));
+    assert_eq!(sync::last_sync_start(&s.data), Some(NOW));
+    assert_eq!(SyncState::load(&s.data).unwrap().marker(), marker);
+}

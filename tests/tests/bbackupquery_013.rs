@@ -245,7 +245,6 @@ fn listings_help_usage_and_messages_are_013s() {
         "lcd",
         "sh",
         "get",
-        "compare",
         "restore",
         "getobject",
         "usage",
@@ -257,6 +256,31 @@ fn listings_help_usage_and_messages_are_013s() {
         "nonesuch",
     ] {
         env.same(&["-q"], &[format!("help {topic}").as_bytes(), b"quit"]);
+    }
+    // `help compare` is 0.13's with our default mode and `-f` explained:
+    // every other line as 0.13 has it.
+    let o = env.ours(&env.dir("ours"), &["-q"], &[b"help compare", b"quit"]);
+    let r = env.real(&env.dir("real"), &["-q"], &[b"help compare", b"quit"]);
+    let (ours_help, real_help) = (
+        String::from_utf8_lossy(&filtered(&o.stdout)).into_owned(),
+        String::from_utf8_lossy(&filtered(&r.stdout)).into_owned(),
+    );
+    assert!(
+        ours_help.contains("    -f -- full compare. Downloads every file"),
+        "{ours_help}"
+    );
+    let changed = [
+        "All the data will be downloaded",
+        "operation.",
+        "doesn't do a full download",
+    ];
+    for line in real_help.lines() {
+        if !changed.iter().any(|c| line.contains(c)) {
+            assert!(
+                ours_help.lines().any(|l| l == line),
+                "help compare lacks 0.13's line {line:?}:\n{ours_help}"
+            );
+        }
     }
 
     // Errors: message and exit code (each in its own process: the exit code

@@ -17,15 +17,17 @@ use std::io::Write;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
-use bb_format::Keys;
-use bb_remote::{Config, Session};
+use std::sync::Arc;
 
-use super::conf::QueryConfig;
+use bb_remote::{Session, StoreRead};
+
+use crate::config::BackupdConfig;
+
 use super::console::{ConsoleStyle, Stamp};
 use super::{CompareSettings, Console, Level, QueryContext, shell};
 
 /// Where 0.13 looks for its configuration without `-c`.
-pub const DEFAULT_CONFIG: &str = "/etc/boxbackup/bbackupd.conf";
+pub const DEFAULT_CONFIG: &str = crate::config::DEFAULT_CONFIG;
 
 const USAGE: &str = "Usage: bbackupquery [options] [command]...
 
@@ -279,43 +281,33 @@ pub fn main(args: Vec<OsString>) -> i32 {
 
 /// Connects and runs; `Err` carries the console after a fatal error.
 fn start(o: &Options, mut console: Console) -> Result<i32, Console> {
-    let conf = match QueryConfig::load(&o.config) {
+    // Every failure before the login is exit code 1, as 0.13's: a missing
+    // or invalid file, keys or TLS files that do not load.
+    let conf = match BackupdConfig::load(&o.config) {
         Ok(c) => c,
         Err(e) => {
             console.fatal(format!("Invalid configuration file: {e}"));
             return Err(console);
         }
     };
-    let keys = match Keys::from_file(&conf.keys_file) {
+    let keys = match conf.keys() {
         Ok(k) => k,
         Err(e) => {
-            console.fatal(format!(
-                "Failed to load keys file {}: {e}",
-                conf.keys_file.display()
-            ));
+            console.fatal(format!("Failed to load keys: {e}"));
             return Err(console);
         }
     };
-    let tls = match Config::tls_from_files(
-        &conf.certificate_file,
-        &conf.private_key_file,
-        &conf.trusted_cas_file,
-        false,
-    ) {
-        Ok(t) => t,
+    let rc = match conf.remote_config(!o.read_write) {
+        Ok(c) => c,
         Err(e) => {
             console.fatal(format!("Failed to set up TLS: {e}"));
             return Err(console);
         }
     };
-    let mut rc = Config::new(&conf.store_hostname, conf.account_number, tls);
-    rc.port = conf.store_port;
-    rc.read_only = !o.read_write;
-    rc.keep_alive = conf.keep_alive_time;
     console.info("Connecting to store...");
     console.info("Handshake with store...");
     console.info("Login to store...");
-    let session = match Session::open(rc) {
+    let session = match Session::open(rc.clone()) {
         Ok(s) => s,
         Err(e) => {
             console.fatal(e.to_string());
@@ -325,12 +317,15 @@ fn start(o: &Options, mut console: Console) -> Result<i32, Console> {
     console.info("Login complete.");
     console.info("Type \"help\" for a list of commands.");
     let local = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    // restore's extra connections are read-only whatever -w says.
+    let mut extra = rc;
+    extra.read_only = true;
+    let connect = move || -> crate::Result<Box<dyn StoreRead + Send>> {
+        Ok(Box::new(Session::open(extra.clone())?))
+    };
     let ctx = QueryContext::new(Box::new(session), keys, o.read_write, console, local)
-        .with_compare_settings(CompareSettings {
-            locations: conf.locations.clone(),
-            data_directory: Some(conf.data_directory.clone()),
-            minimum_file_age: conf.minimum_file_age,
-        });
+        .with_compare_settings(CompareSettings::from_config(&conf))
+        .with_connector(Arc::new(connect));
     let ctx = run(ctx, &o.commands, o.editing);
     Ok(finish(ctx))
 }

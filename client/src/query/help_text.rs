@@ -1,6 +1,8 @@
 //! The help texts of 0.13's bbackupquery, word for word (its `help <command>`
 //! output, captured from the Debian 0.13 binary), so that scripts and people
 //! who know 0.13 see what they expect. Topic order is 0.13's `help` listing.
+//! One change: `compare`, whose default is ours (block MD5s and attributes)
+//! and which has our `-f` for 0.13's full download.
 
 /// (topic, text) in the order `help` lists them. `help <topic>` prints a blank
 /// line, the text and a newline.
@@ -112,14 +114,18 @@ compare -l <location-name>
 compare <store-dir-name> <local-dir-name>
 
     Compares the (current) data on the store with the data on the disc.
-    All the data will be downloaded -- this is potentially a very long
-    operation.
+    By default file contents are checked against the checksums on the
+    store and attributes against the store's; only files whose attributes
+    need a closer look are downloaded. With -f all the data will be
+    downloaded -- this is potentially a very long operation.
     
     -a -- compare all locations
     -l -- compare one backup location as specified in the configuration file.
     -c -- set return code
     -q -- quick compare. Only checks file contents against checksums,
-            doesn't do a full download
+            doesn't do a full download, doesn't check attributes
+    -f -- full compare. Downloads every file and compares it byte for
+            byte (the default of Box Backup 0.13)
     -A -- ignore attribute differences
     -E -- ignore exclusion settings
     

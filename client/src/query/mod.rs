@@ -8,22 +8,25 @@
 //! - [`parse`]: 0.13's command syntax; [`console`]: output and log lines;
 //!   [`nav`] (paths, `cd`, `pwd`, `lcd`), [`list`] (`ls`), [`fetch`] (`get`,
 //!   `getobject`), [`edit`] (`delete`, `undelete`), [`info`] (`usage`,
-//!   `help`), [`delegated`] (`compare`, `restore`, which call the library
-//!   functions of [`delegate`]); [`shell`] reads commands (line editing at a
-//!   terminal); [`cli`] is the program: options, config, connect, run.
+//!   `help`), [`delegated`] (`compare`, `restore`, which call
+//!   [`crate::compare`] and [`crate::restore`]); [`shell`] reads commands
+//!   (line editing at a terminal); [`cli`] is the program: options, the
+//!   configuration ([`crate::config::BackupdConfig`]), connect, run.
 //!
 //! 0.13 differences on purpose: `sh <command>` runs the command (0.13 crashes
 //! with a segmentation fault); protocol errors are reported as errors of the
 //! command (0.13 leaves some to kill the program); no 0.13 debugging noise
-//! ("Exception thrown", "Network operation started with no timeout").
+//! ("Exception thrown", "Network operation started with no timeout");
+//! `compare` checks block MD5s and attributes by default and downloads
+//! everything only with `-f` (0.13's default); `restore` draws a progress
+//! line on a terminal instead of 0.13's dots on standard output, and uses
+//! two connections when it can open a second one.
 //!
 //! Must not know: the store's disc layout; it talks to the store only through
 //! bb-remote's traits.
 
 pub mod cli;
-pub mod conf;
 pub mod console;
-pub mod delegate;
 pub mod delegated;
 pub mod edit;
 pub mod fetch;
@@ -36,10 +39,13 @@ pub mod shell;
 pub mod sort;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bb_format::Keys;
 use bb_remote::{StoreRead, StoreWrite};
+
+use crate::config::{BackupdConfig, LocationConfig};
 
 pub use console::{Console, Level};
 use parse::{Cmd, Lookup, Opts, Parsed};
@@ -70,12 +76,28 @@ impl<T: StoreWrite> QueryStore for T {
 /// What `compare -a`/`-l` needs from bbackupd.conf.
 #[derive(Debug, Clone, Default)]
 pub struct CompareSettings {
-    /// `BackupLocations`: (name, local path).
-    pub locations: Vec<(String, PathBuf)>,
-    /// `DataDirectory` (holds `last_sync_start`).
+    /// `BackupLocations`, with their excludes.
+    pub locations: Vec<LocationConfig>,
+    /// `DataDirectory` (holds `last_sync_start`, see
+    /// [`crate::sync::last_sync_start`]).
     pub data_directory: Option<PathBuf>,
     pub minimum_file_age: Duration,
 }
+
+impl CompareSettings {
+    /// The settings of a bbackupd.conf.
+    pub fn from_config(c: &BackupdConfig) -> CompareSettings {
+        CompareSettings {
+            locations: c.locations.clone(),
+            data_directory: Some(c.data_directory.clone()),
+            minimum_file_age: c.minimum_file_age,
+        }
+    }
+}
+
+/// Opens one more read-only connection to the same store, for `restore`
+/// over two connections ([`crate::restore::restore_parallel`]).
+pub type Connector = dyn Fn() -> crate::Result<Box<dyn StoreRead + Send>> + Send + Sync;
 
 /// The shell's state. See the module header.
 pub struct QueryContext {
@@ -88,6 +110,8 @@ pub struct QueryContext {
     /// Where relative local paths start (`lcd`); the process keeps its own.
     pub(crate) local_dir: PathBuf,
     pub(crate) compare: CompareSettings,
+    /// More connections for `restore`; `None`: the shell's one only.
+    pub(crate) connector: Option<Arc<Connector>>,
     return_code: i32,
     quit: bool,
 }
@@ -121,6 +145,7 @@ impl QueryContext {
             stack: Vec::new(),
             local_dir,
             compare: CompareSettings::default(),
+            connector: None,
             return_code: return_code::OK,
             quit: false,
         }
@@ -128,6 +153,13 @@ impl QueryContext {
 
     pub fn with_compare_settings(mut self, c: CompareSettings) -> QueryContext {
         self.compare = c;
+        self
+    }
+
+    /// Lets `restore` open more connections with `c` (it falls back to the
+    /// shell's connection when `c` fails).
+    pub fn with_connector(mut self, c: Arc<Connector>) -> QueryContext {
+        self.connector = Some(c);
         self
     }
 

@@ -42,7 +42,7 @@ pub const COMMANDS: &[(&str, &str, Cmd)] = &[
     ("sh", "", Cmd::Sh),
     ("getobject", "", Cmd::GetObject),
     ("get", "i", Cmd::Get),
-    ("compare", "alcqAEQ", Cmd::Compare),
+    ("compare", "alcqAEQf", Cmd::Compare),
     ("restore", "drif", Cmd::Restore),
     ("help", "", Cmd::Help),
     ("usage", "m", Cmd::Usage),

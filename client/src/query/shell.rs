@@ -203,8 +203,8 @@ impl Completer for QueryHelper {
                     .compare
                     .locations
                     .iter()
-                    .filter(|(n, _)| n.starts_with(text))
-                    .map(|(n, _)| pair(n.clone()))
+                    .filter(|l| l.name.starts_with(text))
+                    .map(|l| pair(l.name.clone()))
                     .collect();
                 Ok((start, c))
             }

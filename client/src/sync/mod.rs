@@ -38,6 +38,7 @@
 mod body;
 mod engine;
 mod state;
+mod times;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -49,13 +50,15 @@ use bb_remote::StoreWrite;
 
 pub use body::file_body;
 pub use state::{STATE_FILE, SyncState};
+pub use times::{
+    LAST_SYNC_FINISH, LAST_SYNC_START, last_sync_finish, last_sync_start, record_sync_times,
+};
 
-/// What the engine asks of exclusions (exclude::Excludes implements it; tests
-/// may use closures through [`FnFilter`]).
-pub trait Filter: Send + Sync {
-    fn exclude_file(&self, full_path: &Path) -> bool;
-    fn exclude_dir(&self, full_path: &Path) -> bool;
-}
+/// What the engine asks of exclusions: the one trait, owned by
+/// [`crate::exclude`] ([`crate::exclude::Excludes`] implements it; tests may
+/// use closures through [`FnFilter`]). Re-exported so engine users need not
+/// know where it lives.
+pub use crate::exclude::Filter;
 
 /// Excludes nothing.
 #[derive(Debug, Clone, Copy, Default)]
@@ -332,6 +335,36 @@ pub fn run(
     stop: &AtomicBool,
 ) -> Result<SyncReport, SyncError> {
     engine::run(store, keys, opts, state, events, stop)
+}
+
+/// One run as bbackupd makes it with its DataDirectory: the state is loaded
+/// from `data_dir`, [`run`], the state saved (after a failed run too, as the
+/// module header asks), and a completed run recorded in `last_sync_start` /
+/// `last_sync_finish` for bbackupquery's `compare` ([`record_sync_times`]).
+/// A failure to write those two files is logged, not a failed run (0.13
+/// does the same).
+pub fn run_in_data_dir(
+    store: &mut dyn StoreWrite,
+    keys: &Keys,
+    opts: &SyncOptions,
+    data_dir: &Path,
+    events: &mut dyn Events,
+    stop: &AtomicBool,
+) -> Result<SyncReport, SyncError> {
+    let start = opts.now.unwrap_or_else(now_box_time);
+    let mut state = SyncState::load(data_dir)?;
+    let result = run(store, keys, opts, &mut state, events, stop);
+    let saved = state.save(data_dir);
+    let report = result?;
+    saved?;
+    let finish = now_box_time().max(start);
+    if let Err(e) = record_sync_times(data_dir, start, finish) {
+        tracing::error!(
+            "failed to record the sync times in {}: {e}",
+            data_dir.display()
+        );
+    }
+    Ok(report)
 }
 
 /// The current time as box_time.
