@@ -9,5 +9,6 @@
 
 pub mod error;
 pub mod localfs;
+pub mod upload;
 
 pub use error::{Error, Result};
