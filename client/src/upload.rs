@@ -164,6 +164,12 @@ impl LocalFile {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The open file, for reading it through the same descriptor (the diff
+    /// search reads it before the encoder does: `Read for &File`).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
 }
 
 impl Source for LocalFile {
@@ -940,6 +946,56 @@ mod tests {
             assert!(!changed);
             assert_same_structure(&k, &out, &expected);
         }
+    }
+
+    /// The diff path: the search reads the file through the LocalFile's
+    /// descriptor, the encoder encodes its recipe; combined with the old
+    /// object the upload decodes to the new content.
+    #[test]
+    fn diff_of_a_local_file() {
+        let k = keys();
+        let old = content(2 << 20, 21);
+        let old_obj =
+            bb_format::encode::encode_file(&k, &meta(&k), &Recipe::whole(old.len() as u64), &old)
+                .unwrap();
+        let mut new = old.clone();
+        new.splice(700_000..700_000, b"inserted bytes".iter().copied());
+        new[1_500_000..1_500_100].fill(b'x');
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, &new).unwrap();
+
+        let local = LocalFile::open(&path).unwrap();
+        let index = FileLayout::parse(&old_obj).unwrap().index;
+        let blocks = index.decrypt_all(&k).unwrap();
+        let outcome = bb_format::diff::diff(
+            &index,
+            &blocks,
+            0x99,
+            &mut local.file(),
+            local.len(),
+            &mut Default::default(),
+        )
+        .unwrap();
+        assert!(outcome.recipe.has_references());
+        let len = local.len();
+        let mut enc = ParallelEncoder::new(
+            k.clone(),
+            meta(&k),
+            outcome.recipe,
+            Arc::new(local),
+            // Small pieces, so that the few new blocks still go to workers.
+            opts(2, 4096),
+        )
+        .unwrap();
+        assert!(enc.threads() > 0);
+        let mut patch = Vec::new();
+        enc.read_to_end(&mut patch).unwrap();
+        assert!(!enc.changed_while_reading());
+        // Far smaller than the file: most blocks are references.
+        assert!(patch.len() < len as usize / 10, "{} bytes", patch.len());
+        let whole = bb_format::combine::combine(&patch, &old_obj).unwrap();
+        assert_decodes_to(&k, &whole, &new);
     }
 
     #[test]
