@@ -198,8 +198,9 @@ bb_backup() { # kind clientdir tag
 		return
 	fi
 	rm -f "$c/bbackupd.pid" "$c/bbackupd.sock"
+	# Default log level: -V (trace) logs every stream write, ~18 MB a minute.
 	env "$(preload "$kind")" /usr/bin/time -f "%M" -o "$c/bbackupd-$tag.rss" \
-		bbackupd -F -V -c "$c/bbackupd.conf" > "$c/bbackupd-$tag.log" 2>&1 &
+		bbackupd -F -c "$c/bbackupd.conf" > "$c/bbackupd-$tag.log" 2>&1 &
 	local tpid=$! i bpid=
 	for i in $(seq 1 600); do
 		bpid=$(pgrep -P "$tpid" || true)
