@@ -20,5 +20,6 @@ pub mod restore;
 pub mod sync;
 #[cfg(test)]
 mod testutil;
+pub mod upload;
 
 pub use error::{Error, Result};

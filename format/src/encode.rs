@@ -53,12 +53,50 @@ pub struct FileMeta {
     pub symlink: bool,
 }
 
-/// The header and index facts a recipe determines.
-#[derive(Debug, Clone, Copy)]
-struct Plan {
-    num_blocks: u64,
-    hint: i32,
-    other_file_id: i64,
+/// The header and index facts a recipe determines before the first byte is
+/// written. Public so that other front ends (the client's parallel encoder)
+/// write the same header and index as [`FileEncoder`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// N, in the header and the index.
+    pub num_blocks: u64,
+    /// The header's max-block hint (§2.2).
+    pub hint: i32,
+    /// The index's other-file ID: the recipe's, or 0 when nothing is reused.
+    pub other_file_id: i64,
+}
+
+impl Plan {
+    /// Checks `recipe` and computes N, the hint and the other-file ID.
+    pub fn new(recipe: &Recipe, symlink: bool) -> Result<Plan> {
+        plan(recipe, symlink)
+    }
+
+    /// The file header for `meta` under this plan.
+    pub fn header(&self, meta: &FileMeta) -> FileHeader {
+        FileHeader {
+            legacy_v0: false,
+            num_blocks: self.num_blocks as i64,
+            container_id: meta.container_id,
+            mtime: meta.mtime,
+            max_block_clear_size: self.hint,
+            options: 0,
+        }
+    }
+
+    /// Appends everything before the first chunk: header, embedded name and
+    /// attributes MemBlock.
+    pub fn encode_prefix(&self, meta: &FileMeta, out: &mut Vec<u8>) -> Result<()> {
+        self.header(meta).encode_into(out);
+        out.extend_from_slice(meta.name.as_bytes());
+        put_mem_block(out, &meta.attributes)
+    }
+}
+
+/// A fresh IV base for the index of a new encoded file: random, 0 for a
+/// symlink (§2.6).
+pub fn new_iv_base(symlink: bool) -> u64 {
+    if symlink { 0 } else { crypto::random_u64() }
 }
 
 fn bad_recipe(detail: impl Into<String>) -> Error {
@@ -248,11 +286,7 @@ struct Core {
 impl Core {
     fn new(meta: FileMeta, recipe: Recipe) -> Result<Core> {
         let plan = plan(&recipe, meta.symlink)?;
-        let iv_base = if meta.symlink {
-            0
-        } else {
-            crypto::random_u64()
-        };
+        let iv_base = new_iv_base(meta.symlink);
         Ok(Core {
             meta,
             recipe,
@@ -267,14 +301,7 @@ impl Core {
     }
 
     fn header(&self) -> FileHeader {
-        FileHeader {
-            legacy_v0: false,
-            num_blocks: self.plan.num_blocks as i64,
-            container_id: self.meta.container_id,
-            mtime: self.meta.mtime,
-            max_block_clear_size: self.plan.hint,
-            options: 0,
-        }
+        self.plan.header(&self.meta)
     }
 
     fn push_entry(&mut self, keys: &Keys, encoded_size: i64, clear: &crate::index::BlockClear) {
@@ -290,9 +317,7 @@ impl Core {
     fn step(&mut self, keys: &Keys, src: &mut dyn BlockSource, out: &mut Vec<u8>) -> Result<bool> {
         match self.stage {
             Stage::Prefix => {
-                self.header().encode_into(out);
-                out.extend_from_slice(self.meta.name.as_bytes());
-                put_mem_block(out, &self.meta.attributes)?;
+                self.plan.encode_prefix(&self.meta, out)?;
                 self.stage = Stage::Blocks;
                 Ok(true)
             }

@@ -7,24 +7,63 @@
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bb_format::Keys;
 use bb_format::encode::{FileEncoder, FileMeta};
-use bb_format::recipe::Recipe;
+use bb_format::recipe::{Instruction, Recipe};
+
+use crate::upload::{DEFAULT_BATCH_BYTES, EncoderOptions, ParallelEncoder, Source};
 
 /// The encoded file (file order) for `recipe` over `file` (read from its
 /// current position, which must be offset 0), streamed: a few blocks are held
 /// at a time, never the whole file. A file that turns out shorter than the
 /// recipe makes the stream fail (the upload is then abandoned and the store
 /// keeps nothing); a longer one is cut at the recipe's end.
+///
+/// More than one piece of new data ([`DEFAULT_BATCH_BYTES`]) goes through the
+/// [`ParallelEncoder`], which compresses and encrypts on every core while the
+/// connection sends; smaller files are encoded in this thread (a thread costs
+/// more than they do). The parallel encoder pads or cuts a file that changed
+/// size rather than failing; the engine's size and time check after the upload
+/// catches that and uploads the file again next run.
 pub fn file_body<'k>(
     keys: &'k Keys,
     file: File,
     meta: FileMeta,
     recipe: Recipe,
 ) -> bb_format::Result<Box<dyn Read + 'k>> {
-    Ok(Box::new(FileEncoder::new(keys, meta, recipe, file)?))
+    let new_bytes: u64 = recipe
+        .instructions
+        .iter()
+        .map(|i| match i {
+            Instruction::New { len, .. } => *len,
+            Instruction::Old { .. } => 0,
+        })
+        .sum();
+    if new_bytes <= DEFAULT_BATCH_BYTES {
+        return Ok(Box::new(FileEncoder::new(keys, meta, recipe, file)?));
+    }
+    let enc = ParallelEncoder::new(
+        Arc::new(keys.clone()),
+        meta,
+        recipe,
+        Arc::new(OpenFile(file)),
+        EncoderOptions::default(),
+    )?;
+    Ok(Box::new(enc))
+}
+
+/// The engine's open descriptor as the parallel encoder's source: positional
+/// reads, whatever the file position.
+struct OpenFile(File);
+
+impl Source for OpenFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        FileExt::read_at(&self.0, buf, offset)
+    }
 }
 
 /// Counts the bytes read through it and, with a rate, sleeps to keep the
