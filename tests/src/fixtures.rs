@@ -104,3 +104,22 @@ pub fn gen_source(step: &str, dir: &Path) {
         dir.display()
     );
 }
+
+/// The fixture client (account 0x01234567, its certificate and the server CA)
+/// as bb-remote connects to 127.0.0.1:`port`. Timeouts of 120 s: short enough
+/// that a hang fails a test, long enough for a loaded machine.
+pub fn remote_config(port: u16, read_only: bool) -> bb_remote::Config {
+    let d = certs().join("client");
+    let tls = bb_remote::Config::tls_from_files(
+        &d.join("01234567-cert.pem"),
+        &d.join("01234567-key.pem"),
+        &d.join("serverCA.pem"),
+        false,
+    )
+    .unwrap();
+    let mut c = bb_remote::Config::new("127.0.0.1", ACCOUNT, tls);
+    c.port = port;
+    c.read_only = read_only;
+    c.timeouts = bb_remote::Timeouts::all(std::time::Duration::from_secs(120));
+    c
+}

@@ -21,18 +21,7 @@ use bb_tests::ours::{OurServer, StoreDir};
 use bb_tests::{bb013, free_port};
 
 fn remote(port: u16) -> Config {
-    let d = fixtures::certs().join("client");
-    let tls = Config::tls_from_files(
-        &d.join("01234567-cert.pem"),
-        &d.join("01234567-key.pem"),
-        &d.join("serverCA.pem"),
-        false,
-    )
-    .unwrap();
-    let mut c = Config::new("127.0.0.1", ACCOUNT, tls);
-    c.port = port;
-    c.timeouts = bb_remote::Timeouts::all(Duration::from_secs(60));
-    c
+    fixtures::remote_config(port, false)
 }
 
 /// A client directory `dir` (DataDirectory, socket, bbackupd.conf from the

@@ -26,13 +26,12 @@ use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
 use bb_format::Keys;
 use bb_proto::message::flags;
 use bb_remote::{Config, Session, StoreRead};
 use bb_tests::bb013::{self, Client013, Daemon};
-use bb_tests::fixtures::{self, ACCOUNT};
+use bb_tests::fixtures;
 use bb_tests::{free_port, tree};
 
 const OURS: &str = env!("CARGO_BIN_EXE_bbackupquery-rs");
@@ -140,19 +139,7 @@ fn keys() -> Keys {
 }
 
 fn config(port: u16) -> Config {
-    let d = fixtures::certs().join("client");
-    let tls = Config::tls_from_files(
-        &d.join("01234567-cert.pem"),
-        &d.join("01234567-key.pem"),
-        &d.join("serverCA.pem"),
-        false,
-    )
-    .unwrap();
-    let mut c = Config::new("127.0.0.1", ACCOUNT, tls);
-    c.port = port;
-    c.read_only = true;
-    c.timeouts = bb_remote::Timeouts::all(Duration::from_secs(60));
-    c
+    fixtures::remote_config(port, true)
 }
 
 /// (relative path, object ID) of every current file under store directory

@@ -15,7 +15,7 @@ use bb_client::sync::{self, Event, Location, SyncOptions, SyncReport, SyncState}
 use bb_format::{EncodedName, Keys};
 use bb_proto::message::flags;
 use bb_remote::{Config, Session, StoreRead};
-use bb_tests::fixtures::{self, ACCOUNT};
+use bb_tests::fixtures;
 use bb_tests::{bb013, free_port, tree};
 
 fn keys() -> Keys {
@@ -23,18 +23,7 @@ fn keys() -> Keys {
 }
 
 fn config(port: u16) -> Config {
-    let d = fixtures::certs().join("client");
-    let tls = Config::tls_from_files(
-        &d.join("01234567-cert.pem"),
-        &d.join("01234567-key.pem"),
-        &d.join("serverCA.pem"),
-        false,
-    )
-    .unwrap();
-    let mut c = Config::new("127.0.0.1", ACCOUNT, tls);
-    c.port = port;
-    c.timeouts = bb_remote::Timeouts::all(Duration::from_secs(120));
-    c
+    fixtures::remote_config(port, false)
 }
 
 /// The settings of the pack's bbackupd.conf (snapshot mode), location "source".

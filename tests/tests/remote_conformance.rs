@@ -22,20 +22,7 @@ fn keys() -> Keys {
 }
 
 fn config(port: u16, read_only: bool) -> Config {
-    let d = fixtures::certs().join("client");
-    let tls = Config::tls_from_files(
-        &d.join("01234567-cert.pem"),
-        &d.join("01234567-key.pem"),
-        &d.join("serverCA.pem"),
-        false,
-    )
-    .unwrap();
-    let mut c = Config::new("127.0.0.1", ACCOUNT, tls);
-    c.port = port;
-    c.read_only = read_only;
-    // Short enough that a hang fails the test, long enough for a loaded machine.
-    c.timeouts = bb_remote::Timeouts::all(Duration::from_secs(60));
-    c
+    fixtures::remote_config(port, read_only)
 }
 
 fn ours(tmp: &Path, soft: i64, hard: i64) -> (StoreDir, OurServer) {

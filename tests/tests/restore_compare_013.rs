@@ -8,7 +8,6 @@
 //! and order.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use bb_client::compare::{
     CompareEvent, CompareMode, CompareOptions, CompareReport, Level, compare_location,
@@ -17,7 +16,7 @@ use bb_client::restore::{RestoreOptions, restore, restore_parallel};
 use bb_format::Keys;
 use bb_proto::message::flags;
 use bb_remote::{Config, Session, StoreRead};
-use bb_tests::fixtures::{self, ACCOUNT};
+use bb_tests::fixtures;
 use bb_tests::{bb013, free_port, tree};
 
 fn keys() -> Keys {
@@ -25,19 +24,7 @@ fn keys() -> Keys {
 }
 
 fn config(port: u16) -> Config {
-    let d = fixtures::certs().join("client");
-    let tls = Config::tls_from_files(
-        &d.join("01234567-cert.pem"),
-        &d.join("01234567-key.pem"),
-        &d.join("serverCA.pem"),
-        false,
-    )
-    .unwrap();
-    let mut c = Config::new("127.0.0.1", ACCOUNT, tls);
-    c.port = port;
-    c.read_only = true;
-    c.timeouts = bb_remote::Timeouts::all(Duration::from_secs(60));
-    c
+    fixtures::remote_config(port, true)
 }
 
 /// The fixture store served by 0.13's bbstored, and the fixture source.
