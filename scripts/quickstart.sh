@@ -287,7 +287,8 @@ start_server() {
     setsid "$bin/bbstored" -F "$etc/bbstored.conf" >>"$current_log" 2>&1 </dev/null &
     for ((i = 0; i < 100; i++)); do
         pid=$(pid_of "$qs/bbstored.pid" bbstored) && break
-        kill -0 $! 2>/dev/null || fail "bbstored exited"
+        kill -0 $! 2>/dev/null ||
+            fail "bbstored exited (if its port is taken now: \"$0 clean\" and run again, or change ListenAddresses in $etc/bbstored.conf and StorePort in $etc/bbackupd.conf)"
         sleep 0.1
     done
     [[ -n ${pid:-} ]] || fail "bbstored did not write $qs/bbstored.pid within 10 s"
@@ -318,12 +319,23 @@ fi
 say "Starting bbstored"
 start_server
 
-say "Backing up $src (bbackupd --once)"
-step "backup (bbackupd --once)" "$logs/bbackupd.log"
-printf '\n--- %s: bbackupd --once\n' "$(date)" >>"$current_log"
 once_out=$(mktemp)
 backup_rc=0
-"$bin/bbackupd" --once -c "$conf" >"$once_out" 2>&1 || backup_rc=$?
+if daemon=$(pid_of "$qs/work/bbackupd.pid" bbackupd); then
+    # A bbackupd started by hand owns the state in work/: ask it instead of
+    # running a second one beside it.
+    say "Backing up $src (bbackupd pid $daemon runs: bbackupctl sync-and-wait)"
+    step "backup (bbackupctl sync-and-wait)" "$logs/bbackupd.log"
+    printf '\n--- %s: bbackupctl sync-and-wait\n' "$(date)" >>"$current_log"
+    "$bin/bbackupctl" -c "$conf" sync-and-wait >"$once_out" 2>&1 || backup_rc=$?
+    ((backup_rc == 0)) || fail "bbackupctl sync-and-wait exited with status $backup_rc"
+    note "(the statistics are in bbackupd's own log)"
+else
+    say "Backing up $src (bbackupd --once)"
+    step "backup (bbackupd --once)" "$logs/bbackupd.log"
+    printf '\n--- %s: bbackupd --once\n' "$(date)" >>"$current_log"
+    "$bin/bbackupd" --once -c "$conf" >"$once_out" 2>&1 || backup_rc=$?
+fi
 cat "$once_out" >>"$current_log"
 sed 's/^/    /' "$once_out"
 rm -f "$once_out"
@@ -396,8 +408,9 @@ cat <<EOF
 What to try next (bbstored keeps running until "$0 stop"):
 
   export PATH=$bin:\$PATH C=$conf
-  bbackupquery -c \$C                        # the query shell: ls -l, cd, get, help
-  bbackupquery -c \$C "ls -lR" quit
+  bbackupquery -c \$C                        # the query shell: ls, cd, get, help
+  bbackupquery -c \$C "ls -Rts" quit         # with times and sizes in blocks
+  bbackupquery -c \$C "ls -Rod" quit         # old versions and deleted files too
   bbackupquery -c \$C "compare -a" quit      # nothing printed: no differences
   bbackupquery -c \$C "restore $loc /tmp/somewhere" quit
   bbackupquery -c \$C usage quit
