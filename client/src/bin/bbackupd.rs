@@ -24,7 +24,8 @@ fn main() -> ExitCode {
     let runner = match SyncRunner::new(&opts.config, setup::load) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("bbackupd: {}: {e}", opts.config.display());
+            // The error names the file (and line) itself.
+            eprintln!("bbackupd: {e}");
             return ExitCode::from(exit::CONFIG);
         }
     };

@@ -3,27 +3,10 @@
 //! Must not know: the file's syntax (config's) or how a run goes.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use super::Settings;
 use super::runner::Setup;
 use crate::config::BackupdConfig;
-use crate::exclude::Excludes;
-use crate::sync::{Location, SyncOptions};
-
-/// config's exclusions as the engine's [`crate::sync::Filter`] (the two
-/// traits were written side by side; until they are one, this forwards).
-#[derive(Debug)]
-struct Exclusions(Excludes);
-
-impl crate::sync::Filter for Exclusions {
-    fn exclude_file(&self, full_path: &Path) -> bool {
-        crate::exclude::Filter::exclude_file(&self.0, full_path)
-    }
-    fn exclude_dir(&self, full_path: &Path) -> bool {
-        crate::exclude::Filter::exclude_dir(&self.0, full_path)
-    }
-}
 
 /// Loads and checks `path` (for the runner: at start and at every reload).
 pub fn load(path: &Path) -> Result<Setup, String> {
@@ -35,26 +18,7 @@ pub fn load(path: &Path) -> Result<Setup, String> {
 pub fn from_config(c: &BackupdConfig, path: &Path) -> Result<Setup, String> {
     let remote = c.remote_config(false).map_err(|e| e.to_string())?;
     let keys = c.keys().map_err(|e| e.to_string())?;
-    let locations = c
-        .locations
-        .iter()
-        .map(|l| Location {
-            name: l.name.clone(),
-            path: l.path.clone(),
-            filter: Arc::new(Exclusions(l.excludes.clone())),
-        })
-        .collect();
-    let options = SyncOptions {
-        locations,
-        minimum_file_age: c.minimum_file_age,
-        max_upload_wait: c.max_upload_wait,
-        max_file_time_in_future: c.max_file_time_in_future,
-        file_tracking_size_threshold: c.file_tracking_size_threshold,
-        diffing_upload_size_threshold: c.diffing_upload_size_threshold,
-        maximum_diffing_time: c.maximum_diffing_time,
-        max_upload_rate: c.max_upload_rate,
-        now: None,
-    };
+    let options = c.sync_options();
     Ok(Setup {
         settings: Settings {
             config_path: path.to_path_buf(),
