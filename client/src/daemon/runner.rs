@@ -181,6 +181,10 @@ impl Runner for SyncRunner {
     fn sync(&mut self, max_rate: Option<u64>, stop: &AtomicBool) -> Result<RunReport, RunError> {
         let setup = &self.setup;
         let dir = state_dir(&setup.settings);
+        // Held for the whole run: a second bbackupd (a `--once` beside the
+        // daemon, or two daemons on one config) would otherwise work from the
+        // same state and overwrite each other's.
+        let _lock = lock_data_directory(&dir)?;
         let mut state = SyncState::load(&dir).map_err(run_error)?;
         let mut opts = setup.options.clone();
         if max_rate.is_some() {
@@ -229,5 +233,46 @@ impl Runner for SyncRunner {
             read_errors: rep.errors.max(events.read_errors),
             store_full: rep.store_full || events.store_full,
         })
+    }
+}
+
+/// The lock file in DataDirectory that one run at a time holds.
+pub const RUN_LOCK: &str = "bb-sync.lock";
+
+/// Takes the run lock of `dir` (an exclusive `flock`, released when the file
+/// is closed, also when the process dies), or says who holds it.
+fn lock_data_directory(dir: &Path) -> Result<std::fs::File, RunError> {
+    let path = dir.join(RUN_LOCK);
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| RunError::Failed(format!("{}: {e}", path.display())))?;
+    match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(f),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(RunError::Failed(format!(
+            "another bbackupd is backing up with the data directory {} (it holds {RUN_LOCK}); \
+             not starting a second run beside it",
+            dir.display()
+        ))),
+        Err(e) => Err(RunError::Failed(format!("locking {}: {e}", path.display()))),
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    #[test]
+    fn one_run_at_a_time_per_data_directory() {
+        let d = tempfile::tempdir().unwrap();
+        let first = lock_data_directory(d.path()).unwrap();
+        match lock_data_directory(d.path()) {
+            Err(RunError::Failed(m)) => assert!(m.contains("another bbackupd"), "{m}"),
+            other => panic!("second lock: {other:?}"),
+        }
+        drop(first);
+        lock_data_directory(d.path()).unwrap();
     }
 }
