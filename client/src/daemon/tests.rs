@@ -134,11 +134,19 @@ fn snapshot_mode_syncs_when_told_and_stops() {
     };
     let (t, tx, _stop) = start(fake);
     let sock = dir.path().join("sock");
-    let mut c = connect(&sock);
-    assert_eq!(
-        read_until(&mut c, "ping\n"),
-        "bbackupd: 0 3600 0 0\nstate 0\nping\n"
-    );
+    // A client that connects before the loop has started is greeted with
+    // state -1 (Initialising), as 0.13 does; wait for the idle daemon.
+    let t0 = Instant::now();
+    let mut c = loop {
+        let mut c = connect(&sock);
+        let greeting = read_until(&mut c, "ping\n");
+        if !greeting.contains("state -1") {
+            assert_eq!(greeting, "bbackupd: 0 3600 0 0\nstate 0\nping\n");
+            break c;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "never idle");
+        std::thread::sleep(Duration::from_millis(10));
+    };
     // Nothing runs by itself in snapshot mode.
     std::thread::sleep(Duration::from_millis(300));
     assert!(log.lock().unwrap().runs.is_empty());
