@@ -168,10 +168,11 @@ fn jitter(interval: Duration) -> Duration {
     Duration::from_micros((z ^ (z >> 31)) % span)
 }
 
-/// Creates (or truncates) an empty file whose mtime records an event.
+/// Writes the timestamp file `name` (`last_sync_start` / `last_sync_finish`)
+/// with the current time, through the sync module's one writer of them.
 fn touch(dir: &Path, name: &str) {
     let p = dir.join(name);
-    if let Err(e) = std::fs::File::create(&p) {
+    if let Err(e) = crate::sync::touch_sync_time(&p, crate::sync::now_box_time()) {
         error!("Failed to write to timestamp file: {}: {e}", p.display());
     }
 }
@@ -386,7 +387,7 @@ impl<R: Runner> Daemon<R> {
     /// One run with everything around it (see the module header).
     pub fn run_once(&mut self, max_rate: Option<u64>) -> Result<RunReport, RunError> {
         let data = self.settings.data_directory.clone();
-        touch(&data, "last_sync_start");
+        touch(&data, crate::sync::LAST_SYNC_START);
         self.broadcast("start-sync");
         self.notify(Notify::BackupStart);
         self.set_state(State::Connected);
@@ -448,7 +449,7 @@ impl<R: Runner> Daemon<R> {
         );
         self.notify(Notify::BackupFinish);
         self.broadcast("finish-sync");
-        touch(&data, "last_sync_finish");
+        touch(&data, crate::sync::LAST_SYNC_FINISH);
         self.set_state(end_state);
         r
     }

@@ -52,6 +52,7 @@ pub use body::file_body;
 pub use state::{STATE_FILE, SyncState};
 pub use times::{
     LAST_SYNC_FINISH, LAST_SYNC_START, last_sync_finish, last_sync_start, record_sync_times,
+    touch_sync_time,
 };
 
 /// What the engine asks of exclusions: the one trait, owned by

@@ -18,7 +18,10 @@
 //! "Failed to determine the time of the last synchronisation -- checks not
 //! performed.".
 //!
-//! One difference on purpose: 0.13 touches both files after *every* run,
+//! bbackupd's loop (`crate::daemon`) touches them as 0.13 does, around every
+//! run, through [`touch_sync_time`]. The library's [`super::run_in_data_dir`]
+//! differs on purpose (and the two should become one rule):
+//! 0.13 touches both files after *every* run,
 //! even one that failed before reaching the store (seen: the store down, the
 //! run fails with "Connection refused", both mtimes move). Compare would then
 //! count from a run that uploaded nothing and call differences "probably due
@@ -46,11 +49,13 @@ pub const LAST_SYNC_FINISH: &str = "last_sync_finish";
 /// times as their mtimes. The start file is written first, so a reader that
 /// sees a new finish time also sees the matching start.
 pub fn record_sync_times(data_dir: &Path, start: BoxTime, finish: BoxTime) -> io::Result<()> {
-    touch(&data_dir.join(LAST_SYNC_START), start)?;
-    touch(&data_dir.join(LAST_SYNC_FINISH), finish)
+    touch_sync_time(&data_dir.join(LAST_SYNC_START), start)?;
+    touch_sync_time(&data_dir.join(LAST_SYNC_FINISH), finish)
 }
 
-fn touch(path: &Path, t: BoxTime) -> io::Result<()> {
+/// Writes one of the two timestamp files as 0.13 does: empty, mode 0600,
+/// mtime `t`. bbackupd's loop touches them around each run with this too.
+pub fn touch_sync_time(path: &Path, t: BoxTime) -> io::Result<()> {
     fs::OpenOptions::new()
         .write(true)
         .create(true)
