@@ -116,6 +116,12 @@ fn entries_named<'d>(d: &'d Directory, n: &EncodedName) -> Vec<&'d Entry> {
     d.entries.iter().filter(|e| &e.name == n).collect()
 }
 
+fn stream_of(s: &mut dyn StoreWrite, dir: i64, id: i64) -> Vec<u8> {
+    let mut v = Vec::new();
+    s.get_file(dir, id, &mut v).expect("GetFile");
+    v
+}
+
 fn list_all(s: &mut dyn StoreWrite, id: i64) -> Directory {
     s.list_directory(id, flags::INCLUDE_EVERYTHING, flags::EXCLUDE_NOTHING, true)
         .unwrap_or_else(|e| panic!("list {id}: {e}"))
@@ -535,6 +541,37 @@ pub fn run(s: &mut dyn StoreWrite, keys: &Keys) {
         Ok(_) => panic!("open_file of a missing object succeeded"),
     }
     alive(s, "reads that missed");
+
+    // Pipelined reads: many commands ahead of their replies, an error reply in
+    // the middle passed on without losing step, streams in order.
+    let (small_stream, big_stream) = (stream_of(s, a, f1), stream_of(s, b, f_big2));
+    let mut want: Vec<(i64, i64)> = (0..150).map(|_| (a, f1)).collect();
+    want[70] = (a, 999_999);
+    want.push((b, f_big2));
+    let mut got = Vec::new();
+    s.get_files(&want, 64 << 20, &mut |i, r| got.push((i, r)))
+        .unwrap();
+    assert_eq!(got.len(), want.len());
+    for (i, r) in got {
+        match (i, r) {
+            (70, Err(e)) => assert_eq!(e.code(), Some(ErrorCode::DoesNotExist)),
+            (70, Ok(_)) => panic!("get_files of a missing object succeeded"),
+            (i, Ok(v)) if i == want.len() - 1 => assert!(v == big_stream, "pipelined big file"),
+            (i, Ok(v)) => assert!(v == small_stream, "pipelined GetFile {i}"),
+            (_, Err(e)) => panic!("pipelined GetFile {i}: {e}"),
+        }
+    }
+    let mut dirs = Vec::new();
+    s.list_directories(&[ROOT, 999_999, a], &mut |i, r| dirs.push((i, r)))
+        .unwrap();
+    assert_eq!(dirs.len(), 3);
+    assert_eq!(dirs[0].1.as_ref().unwrap(), &list_all(s, ROOT));
+    assert!(
+        dirs[1].1.is_err(),
+        "list_directories of a missing directory"
+    );
+    assert_eq!(dirs[2].1.as_ref().unwrap(), &list_all(s, a));
+    alive(s, "pipelined reads");
 
     // Usage: counters that every implementation keeps the same way.
     let u = s.usage().unwrap();

@@ -60,6 +60,10 @@ pub const MAX_STRUCTURED_STREAM: u64 = 1 << 30;
 /// [`open_file`]: StoreRead::open_file
 pub const MAX_DRAIN_ON_DROP: u64 = 4 << 20;
 
+/// Commands [`StoreRead::get_files`] and [`StoreRead::list_directories`] keep
+/// in flight on one connection.
+pub const PIPELINE_DEPTH: usize = 64;
+
 /// Bytes read from the upload source at a time; also how often we look for an
 /// early reply.
 const UPLOAD_PIECE: usize = 64 * 1024;
@@ -613,6 +617,60 @@ impl Connection {
         })
     }
 
+    /// Sends `cmds` ahead of their replies, at most [`PIPELINE_DEPTH`] in
+    /// flight, and hands each reply's stream (read whole, at most `limit`
+    /// bytes) to `each` in order. An error reply goes to `each` and the rest
+    /// carry on: it has no stream, so the connection stays in step. Anything
+    /// else that goes wrong leaves it out of step and is returned.
+    ///
+    /// The commands in flight are a few kilobytes at most, which the socket
+    /// buffers take whole, so the server never waits for us to read a reply
+    /// while we wait for it to read a command.
+    fn pipelined(
+        &mut self,
+        op: &'static str,
+        cmds: &[Command],
+        limit: u64,
+        each: &mut dyn FnMut(usize, Result<Vec<u8>>),
+    ) -> Result<()> {
+        self.exchange(op, |c| {
+            let mut sent = 0;
+            let mut out = Vec::with_capacity(64 * PIPELINE_DEPTH);
+            for (i, cmd) in cmds.iter().enumerate() {
+                // Top up when half the window has been answered: one TLS
+                // record and one write for many commands.
+                if sent - i <= PIPELINE_DEPTH / 2 && sent < cmds.len() {
+                    out.clear();
+                    let upto = (i + PIPELINE_DEPTH).min(cmds.len());
+                    for cmd in &cmds[sent..upto] {
+                        Self::encode(op, cmd, &mut out)?;
+                    }
+                    c.send(op, &out)?;
+                    sent = upto;
+                }
+                let r = c.read_reply(op)?;
+                let has_stream = cmd.reply_stream(&r).is_some();
+                match Self::check(op, cmd, r) {
+                    Ok(_) if has_stream => {
+                        let mut v = Vec::new();
+                        let dec = StreamDecoder::new().with_limit(limit);
+                        c.read_stream_into(op, dec, &mut v)?;
+                        each(i, Ok(v));
+                    }
+                    Ok(r) => {
+                        return Err(Error::UnexpectedReply {
+                            op,
+                            got: r.message_type(),
+                        });
+                    }
+                    Err(e) if e.is_connection_lost() => return Err(e),
+                    Err(e) => each(i, Err(e)),
+                }
+            }
+            Ok(())
+        })
+    }
+
     fn success_id(op: &'static str, r: Reply) -> Result<i64> {
         match r {
             Reply::Success(s) => Ok(s.object_id),
@@ -881,6 +939,56 @@ impl StoreRead for Connection {
             spill_pos: 0,
             done: false,
         }))
+    }
+
+    fn get_files(
+        &mut self,
+        files: &[(i64, i64)],
+        limit: u64,
+        each: &mut dyn FnMut(usize, Result<Vec<u8>>),
+    ) -> Result<()> {
+        let cmds: Vec<Command> = files
+            .iter()
+            .map(|&(in_directory, object_id)| {
+                GetFile {
+                    in_directory,
+                    object_id,
+                }
+                .into()
+            })
+            .collect();
+        self.pipelined("GetFile", &cmds, limit, each)
+    }
+
+    fn list_directories(
+        &mut self,
+        ids: &[i64],
+        each: &mut dyn FnMut(usize, Result<Directory>),
+    ) -> Result<()> {
+        let cmds: Vec<Command> = ids
+            .iter()
+            .map(|&object_id| {
+                ListDirectory {
+                    object_id,
+                    flags_must_be_set: bb_proto::message::flags::INCLUDE_EVERYTHING,
+                    flags_not_to_be_set: bb_proto::message::flags::EXCLUDE_NOTHING,
+                    send_attributes: true,
+                }
+                .into()
+            })
+            .collect();
+        let parse = payload("ListDirectory");
+        self.pipelined(
+            "ListDirectory",
+            &cmds,
+            MAX_STRUCTURED_STREAM,
+            &mut |i, r| {
+                each(
+                    i,
+                    r.and_then(|data| Directory::parse(&data).map_err(&parse)),
+                )
+            },
+        )
     }
 
     fn get_block_index_by_id(&mut self, id: i64) -> Result<BlockIndex> {

@@ -121,6 +121,21 @@ impl StoreRead for Session {
     ) -> Result<Option<(i64, BlockIndex)>> {
         self.connection()?.get_block_index_by_name(directory, name)
     }
+    fn get_files(
+        &mut self,
+        files: &[(i64, i64)],
+        limit: u64,
+        each: &mut dyn FnMut(usize, Result<Vec<u8>>),
+    ) -> Result<()> {
+        self.connection()?.get_files(files, limit, each)
+    }
+    fn list_directories(
+        &mut self,
+        ids: &[i64],
+        each: &mut dyn FnMut(usize, Result<Directory>),
+    ) -> Result<()> {
+        self.connection()?.list_directories(ids, each)
+    }
     fn usage(&mut self) -> Result<AccountUsage2> {
         self.connection()?.usage()
     }

@@ -86,6 +86,57 @@ pub trait StoreRead {
     fn keep_alive_if_due(&mut self) -> Result<bool> {
         Ok(false)
     }
+
+    /// GetFile for several `(directory, id)` pairs, each stream read whole (at
+    /// most `limit` bytes) and handed to `each` with its index, in order. An
+    /// error reply for one file goes to `each` and the others carry on; an
+    /// error that leaves the connection unusable is returned.
+    ///
+    /// A connection sends the commands ahead of the replies (pipelined, a
+    /// bounded number in flight), so N small files cost about one round trip,
+    /// not N. This default runs them one after another.
+    fn get_files(
+        &mut self,
+        files: &[(i64, i64)],
+        limit: u64,
+        each: &mut dyn FnMut(usize, Result<Vec<u8>>),
+    ) -> Result<()> {
+        for (i, &(dir, id)) in files.iter().enumerate() {
+            let mut v = Vec::new();
+            match self.get_file(dir, id, &mut v) {
+                Ok(n) if n > limit => each(
+                    i,
+                    Err(crate::Error::StreamTooLarge {
+                        op: "GetFile",
+                        size: n,
+                        limit,
+                    }),
+                ),
+                Ok(_) => each(i, Ok(v)),
+                Err(e) if e.is_connection_lost() => return Err(e),
+                Err(e) => each(i, Err(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// ListDirectory (every entry, with the directory's own attributes) for
+    /// several directories; pipelined like [`StoreRead::get_files`].
+    fn list_directories(
+        &mut self,
+        ids: &[i64],
+        each: &mut dyn FnMut(usize, Result<Directory>),
+    ) -> Result<()> {
+        use bb_proto::message::flags;
+        for (i, &id) in ids.iter().enumerate() {
+            match self.list_directory(id, flags::INCLUDE_EVERYTHING, flags::EXCLUDE_NOTHING, true) {
+                Ok(d) => each(i, Ok(d)),
+                Err(e) if e.is_connection_lost() => return Err(e),
+                Err(e) => each(i, Err(e)),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Write access (a read/write login), on top of [`StoreRead`].
