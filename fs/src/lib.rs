@@ -1,7 +1,27 @@
-//! bb-fs: bbackupfs, a read-only FUSE filesystem over a Box Backup store.
+//! bb-fs: bbackupfs, a read-only FUSE filesystem over a Box Backup store,
+//! decrypted on the client with the account's keys.
 //!
-//! Will own: the inode table, the `current/`, `deleted/` and `versions/` views, the
-//! caches (directories, block indexes, decoded blocks, on-disc metadata) and the one
-//! errno map.
+//! - [`view`]: the `current/`, `deleted/` and `versions/` trees and their
+//!   stable inode numbers (pure).
+//! - [`core`]: [`core::BoxFs`], the model: inodes, listings, file metadata and
+//!   contents, batched fetches and the caches.
+//! - [`stream`]: large files read through one decoded stream with readahead.
+//! - [`pool`]: the pooled store connections; [`diskcache`]: metadata on disc;
+//!   [`lru`]: the byte-bounded LRU the memory caches use.
+//! - [`fuse`]: fuser's requests to the model, and the errno map.
+//! - [`mount`]: the `bbackupfs` command line and mount lifecycle.
 //!
-//! Must not know: the store's disc layout; it reads through bb-remote's `StoreRead`.
+//! Must not know: the store's disc layout; it reads through bb-remote's
+//! `StoreRead` (a `Session` to bbstored, or a fake in tests).
+
+pub mod core;
+pub mod diskcache;
+pub mod error;
+pub mod fuse;
+pub mod lru;
+pub mod mount;
+pub mod pool;
+pub mod stream;
+pub mod view;
+
+pub use error::{Error, Result};

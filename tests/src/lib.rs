@@ -11,6 +11,7 @@
 
 pub mod bb013;
 pub mod fixtures;
+pub mod mount;
 pub mod ours;
 pub mod raw;
 pub mod tree;

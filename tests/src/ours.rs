@@ -151,11 +151,24 @@ pub fn bin(name: &str) -> PathBuf {
             }
         }
         let st = cmd
-            .args(["build", "-q", "-p", "bb-client", "--bins"])
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "bb-client",
+                "-p",
+                "bb-fs",
+                "-p",
+                "bb-store",
+                "--bins",
+            ])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .expect("run cargo build");
-        assert!(st.success(), "cargo build -p bb-client --bins failed");
+        assert!(
+            st.success(),
+            "cargo build -p bb-client -p bb-fs -p bb-store --bins failed"
+        );
     });
     // target/debug/deps/<test binary> -> target/debug/<name>
     let exe = std::env::current_exe().unwrap();
