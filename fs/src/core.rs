@@ -26,7 +26,7 @@
 //!
 //! Must not know: the FUSE wire types beyond `FileAttr`, the config file.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -46,12 +46,16 @@ use crate::pool::{MakeStore, Pool};
 use crate::stream::FileStream;
 use crate::view::{self, Child, Node, View};
 
-/// A file whose entry says at most this many store blocks is fetched whole
-/// when its metadata is needed; a larger one only has its head read.
-const SMALL_BLOCKS: i64 = 64;
+/// A file whose entry says at most this many store blocks (4 MiB with 0.13's
+/// usual 4 KiB blocks) is fetched whole when its metadata is needed, and read
+/// from memory; a larger one only has its head read, and is streamed. (Up to
+/// 4 MiB the rest of a stream is read away anyway to keep the connection.)
+const SMALL_BLOCKS: i64 = 1024;
 /// Largest stream a small-file fetch takes (a wrong `size_in_blocks` must not
 /// make it unbounded).
 const SMALL_LIMIT: u64 = 64 << 20;
+/// How long a file fetched ahead counts as waiting for its reader.
+const UNREAD_FOR: Duration = Duration::from_secs(10);
 /// Files fetched per pipelined batch on one connection.
 const BATCH: usize = 64;
 
@@ -235,8 +239,18 @@ pub type DirItem = (u64, Vec<u8>, FileType, Option<FileAttr>);
 /// An open file.
 #[derive(Debug, Clone)]
 pub enum Content {
-    Whole(Arc<Vec<u8>>),
-    Stream { stream: Arc<FileStream>, size: u64 },
+    /// A small file, fetched and decoded whole at its first read (an open
+    /// whose reads the kernel's page cache serves fetches nothing).
+    Whole {
+        dir: i64,
+        id: i64,
+        size: u64,
+        data: Arc<Mutex<Option<Arc<Vec<u8>>>>>,
+    },
+    Stream {
+        stream: Arc<FileStream>,
+        size: u64,
+    },
 }
 
 /// The mounted store. See the module header.
@@ -251,8 +265,6 @@ pub struct BoxFs {
     listings: Mutex<Lru<i64, Arc<Listing>>>,
     metas: Mutex<Lru<i64, Arc<FileMeta>>>,
     disk: Option<DiskCache>,
-    /// Whole encoded streams of small files fetched for their metadata.
-    encoded: Mutex<Lru<i64, Arc<Vec<u8>>>>,
     /// Decoded small files.
     decoded: Mutex<Lru<i64, Arc<Vec<u8>>>>,
     streams: Mutex<HashMap<i64, (Arc<FileStream>, usize)>>,
@@ -260,7 +272,22 @@ pub struct BoxFs {
     next_fh: AtomicU64,
     /// One fetch of a directory's metadata at a time.
     fetching: Mutex<HashMap<i64, Arc<Mutex<()>>>>,
+    ahead: Ahead,
     stats: Stats,
+}
+
+/// Directories whose files' metadata (and small files) a background thread
+/// fetches ahead of the reader: a directory being read whole (readdir from
+/// its start) and its subdirectories, which `cp -a`, `diff -r` and `rsync`
+/// visit next. It pauses while the small files it fetched wait unread in
+/// more than half the cache, so it never evicts what it fetched itself.
+#[derive(Default)]
+struct Ahead {
+    /// Small files decoded ahead and not opened yet: their sizes and when.
+    unread: Mutex<HashMap<i64, (usize, Instant)>>,
+    /// The directories to do, in order, and the same as a set.
+    queue: Mutex<(VecDeque<(View, i64)>, HashSet<(View, i64)>)>,
+    wake: std::sync::Condvar,
 }
 
 /// Counters, for tests and the log.
@@ -270,6 +297,9 @@ pub struct Stats {
     pub files_fetched: AtomicU64,
     pub heads_fetched: AtomicU64,
     pub disk_hits: AtomicU64,
+    /// Small files fetched for a read because the copy their metadata fetch
+    /// left had been evicted (or there was none: metadata from disc).
+    pub refetched: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -308,12 +338,12 @@ impl BoxFs {
             listings: Mutex::new(Lru::new(cap / 2)),
             metas: Mutex::new(Lru::new(cap / 2)),
             disk,
-            encoded: Mutex::new(Lru::new(data / 2)),
-            decoded: Mutex::new(Lru::new(data / 2)),
+            decoded: Mutex::new(Lru::new(data)),
             streams: Mutex::new(HashMap::new()),
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             fetching: Mutex::new(HashMap::new()),
+            ahead: Ahead::default(),
             stats: Stats::default(),
             opts,
         };
@@ -469,6 +499,112 @@ impl BoxFs {
                 });
             }
         });
+    }
+
+    /// Starts the thread that fetches ahead (see [`Ahead`]); it ends with
+    /// the last reference to the filesystem.
+    pub fn start_prefetch(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let _ = std::thread::Builder::new()
+            .name("prefetch".into())
+            .spawn(move || {
+                loop {
+                    let Some(fs) = weak.upgrade() else { return };
+                    let job = {
+                        let mut q = lock(&fs.ahead.queue);
+                        match q.0.pop_front() {
+                            Some(j) => Some(j),
+                            None => {
+                                let (g, _) = fs
+                                    .ahead
+                                    .wake
+                                    .wait_timeout(q, Duration::from_millis(500))
+                                    .unwrap_or_else(|e| e.into_inner());
+                                drop(g);
+                                None
+                            }
+                        }
+                    };
+                    let Some((view, id)) = job else { continue };
+                    // Wait while what was fetched ahead is still unread.
+                    while fs.unread_bytes() > fs.opts.data_cache / 3 {
+                        if Arc::strong_count(&fs) == 1 {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    fs.fetch_ahead(view, id);
+                    lock(&fs.ahead.queue).1.remove(&(view, id));
+                }
+            });
+    }
+
+    /// Bytes decoded ahead and still waiting for a reader. Files evicted
+    /// unread no longer count, nor do files nobody opened for a while (a
+    /// listing without reads, or reads the page cache served).
+    fn unread_bytes(&self) -> usize {
+        let mut u = lock(&self.ahead.unread);
+        let decoded = lock(&self.decoded);
+        u.retain(|id, (_, at)| decoded.contains(id) && at.elapsed() < UNREAD_FOR);
+        u.values().map(|(n, _)| n).sum()
+    }
+
+    /// Queues directory `id` (seen in `view`) and its subdirectories for the
+    /// prefetch thread: called when a directory is read from its start.
+    fn queue_ahead(&self, view: View, id: i64) {
+        let subdirs: Vec<i64> = match lock(&self.listings).get(&id) {
+            Some(l) => l
+                .children(view)
+                .iter()
+                .filter_map(|c| match c.node {
+                    Node::Dir { id, .. } => Some(id),
+                    _ => None,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        // Depth first, as the tools that read whole trees go: this directory
+        // now, then its subdirectories in order, before older work.
+        let mut q = lock(&self.ahead.queue);
+        let (queue, queued) = &mut *q;
+        for d in subdirs.into_iter().rev().chain([id]) {
+            if queued.insert((view, d)) {
+                queue.push_front((view, d));
+            }
+        }
+        // Old work the reader has left behind is not worth doing.
+        while queue.len() > 4096 {
+            if let Some(j) = queue.pop_back() {
+                queued.remove(&j);
+            }
+        }
+        self.ahead.wake.notify_one();
+    }
+
+    /// What a reader of directory `id` will need: its files' metadata (small
+    /// files whole) and its subdirectories' listings.
+    fn fetch_ahead(&self, view: View, id: i64) {
+        let Ok(l) = self.listing(id) else { return };
+        let kids = l.children(view);
+        self.prepare(&kids, Some(&l));
+        // Small files whose metadata was at hand (the disc cache) but whose
+        // content is not: fetched whole too, for the reads to come.
+        let want: Vec<(i64, i64, EntryFacts)> = kids
+            .iter()
+            .filter_map(|c| match c.node {
+                Node::File { dir, id, .. } => l
+                    .dir
+                    .entries
+                    .get(c.entry)
+                    .filter(|e| e.size_in_blocks <= SMALL_BLOCKS)
+                    .map(|e| (dir, id, EntryFacts::of(e))),
+                _ => None,
+            })
+            .filter(|(_, id, _)| !lock(&self.decoded).contains(id))
+            .collect();
+        if !want.is_empty() {
+            self.fetch_whole(&want);
+        }
     }
 
     /// The node's children (for a directory-like node).
@@ -747,23 +883,8 @@ impl BoxFs {
         small.retain(|f| lock(&self.metas).get(&f.1).is_none());
         large.retain(|f| lock(&self.metas).get(&f.1).is_none());
         if !small.is_empty() {
-            let reqs: Vec<(i64, i64)> = small.iter().map(|f| (f.0, f.1)).collect();
-            let idx: HashMap<i64, &EntryFacts> = small.iter().map(|f| (f.1, &f.2)).collect();
-            self.spread(&reqs, |s, part| {
-                let r = s.get_files(part, SMALL_LIMIT, &mut |i, r| {
-                    let (_, id) = part[i];
-                    match r
-                        .map_err(|e| Error::remote(id, e))
-                        .and_then(|bytes| self.learn_whole(id, idx[&id], bytes))
-                    {
-                        Ok(()) => {}
-                        Err(e) => tracing::debug!("object {id:#x}: {e}"),
-                    }
-                });
-                if let Err(e) = r {
-                    tracing::debug!("fetching files: {e}");
-                }
-            });
+            let small: Vec<(i64, i64, EntryFacts)> = small.into_iter().cloned().collect();
+            self.fetch_whole(&small);
         }
         for f in large {
             if let Err(e) = self.fetch_head(f.0, f.1, &f.2) {
@@ -772,26 +893,43 @@ impl BoxFs {
         }
     }
 
+    /// Fetches small files whole, pipelined over the pool, and takes them in.
+    fn fetch_whole(&self, files: &[(i64, i64, EntryFacts)]) {
+        let reqs: Vec<(i64, i64)> = files.iter().map(|f| (f.0, f.1)).collect();
+        let idx: HashMap<i64, &EntryFacts> = files.iter().map(|f| (f.1, &f.2)).collect();
+        self.spread(&reqs, |s, part| {
+            let r = s.get_files(part, SMALL_LIMIT, &mut |i, r| {
+                let (_, id) = part[i];
+                if let Err(e) = r
+                    .map_err(|e| Error::remote(id, e))
+                    .and_then(|bytes| self.learn_whole(id, idx[&id], bytes))
+                {
+                    tracing::debug!("object {id:#x}: {e}");
+                }
+            });
+            if let Err(e) = r {
+                tracing::debug!("fetching files: {e}");
+            }
+        });
+    }
+
     /// Takes in a small file fetched whole: its metadata, and the stream for
     /// a read that usually follows.
     fn learn_whole(&self, id: i64, facts: &EntryFacts, bytes: Vec<u8>) -> Result<()> {
         self.stats.files_fetched.fetch_add(1, Ordering::Relaxed);
-        let dec = StreamDecoder::new(&*self.keys, &bytes[..]).map_err(|e| Error::format(id, e))?;
-        let size = match self.index_size(id, dec.index())? {
-            Some(n) => n,
-            None => decode_file(&self.keys, &bytes)
-                .map_err(|e| Error::format(id, e))?
-                .content
-                .len() as u64,
-        };
-        let embedded = dec.attributes().to_vec();
-        drop(dec);
-        self.make_meta(id, facts, &embedded, size)?;
+        // Decoded here, on a fetching thread, so that the open that usually
+        // follows finds the content ready (every block checked against the
+        // index, so its length is the size the index gives).
+        let file = decode_file(&self.keys, &bytes).map_err(|e| Error::format(id, e))?;
+        drop(bytes);
+        let size = file.content.len() as u64;
+        self.make_meta(id, facts, &file.attributes, size)?;
         if let Some(d) = &self.disk {
-            d.put(id, facts.facts(), size, &embedded);
+            d.put(id, facts.facts(), size, &file.attributes);
         }
-        let n = bytes.len();
-        lock(&self.encoded).insert(id, Arc::new(bytes), n);
+        let n = file.content.len();
+        lock(&self.decoded).insert(id, Arc::new(file.content), n);
+        lock(&self.ahead.unread).insert(id, (n, Instant::now()));
         Ok(())
     }
 
@@ -863,13 +1001,7 @@ impl BoxFs {
     /// The entries of directory `ino` from position `offset` on (0 is `.`,
     /// 1 is `..`), each with its inode, name and, if `plus`, attributes (and
     /// then counted as a lookup).
-    pub fn readdir(
-        &self,
-        ino: u64,
-        offset: u64,
-        max: usize,
-        plus: bool,
-    ) -> Result<Vec<DirItem>> {
+    pub fn readdir(&self, ino: u64, offset: u64, max: usize, plus: bool) -> Result<Vec<DirItem>> {
         let i = self.inode(ino)?;
         let kids = self.children(i.node)?;
         let listing = self.containing(i.node)?;
@@ -888,6 +1020,11 @@ impl BoxFs {
         let upto = kids.len().min(from + max.saturating_sub(out.len()));
         if from >= upto {
             return Ok(out);
+        }
+        if from == 0
+            && let Node::Dir { view, id } = i.node
+        {
+            self.queue_ahead(view, id);
         }
         if plus {
             self.prepare(&kids[from..upto], listing.as_deref());
@@ -936,8 +1073,15 @@ impl BoxFs {
         };
         let facts = i.entry.ok_or(Error::NotFound)?;
         let m = self.meta(dir, id, &facts)?;
-        let content = if facts.size_in_blocks <= SMALL_BLOCKS || m.size <= (1 << 20) {
-            Content::Whole(self.whole(dir, id, m.size)?)
+        // The reader has come for it: no longer waiting unread.
+        lock(&self.ahead.unread).remove(&id);
+        let content = if facts.size_in_blocks <= SMALL_BLOCKS || m.size <= (4 << 20) {
+            Content::Whole {
+                dir,
+                id,
+                size: m.size,
+                data: Default::default(),
+            }
         } else {
             let mut s = lock(&self.streams);
             let e = s.entry(id).or_insert_with(|| {
@@ -967,19 +1111,12 @@ impl BoxFs {
         if let Some(c) = lock(&self.decoded).get(&id) {
             return Ok(c);
         }
-        let cached = lock(&self.encoded).remove(&id);
-        let bytes = match cached {
-            Some(b) => b,
-            None => {
-                let mut v = Vec::new();
-                self.pool.with(id, |s| {
-                    s.get_file(dir, id, &mut v)
-                        .map_err(|e| Error::remote(id, e))
-                })?;
-                self.stats.files_fetched.fetch_add(1, Ordering::Relaxed);
-                Arc::new(v)
-            }
-        };
+        let mut bytes = Vec::new();
+        self.pool.with(id, |s| {
+            s.get_file(dir, id, &mut bytes)
+                .map_err(|e| Error::remote(id, e))
+        })?;
+        self.stats.refetched.fetch_add(1, Ordering::Relaxed);
         let content = decode_file(&self.keys, &bytes)
             .map_err(|e| Error::format(id, e))?
             .content;
@@ -1004,7 +1141,23 @@ impl BoxFs {
             .cloned()
             .ok_or(Error::NotFound)?;
         match content {
-            Content::Whole(c) => {
+            Content::Whole {
+                dir,
+                id,
+                size,
+                data,
+            } => {
+                let c = {
+                    let mut d = lock(&data);
+                    match &*d {
+                        Some(c) => c.clone(),
+                        None => {
+                            let c = self.whole(dir, id, size)?;
+                            *d = Some(c.clone());
+                            c
+                        }
+                    }
+                };
                 let start = (offset.min(c.len() as u64)) as usize;
                 let end = c.len().min(start.saturating_add(len));
                 Ok(c[start..end].to_vec())

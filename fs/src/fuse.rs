@@ -30,6 +30,48 @@ pub struct Fuse {
     pub fs: Arc<BoxFs>,
     /// Entry and directory attribute lifetime (the listing refresh time).
     pub ttl: Duration,
+    /// Requests served, by kind (logged at unmount).
+    pub ops: Ops,
+}
+
+/// Request counters.
+#[derive(Debug, Default)]
+pub struct Ops {
+    counts: [std::sync::atomic::AtomicU64; OP_NAMES.len()],
+}
+
+const OP_NAMES: [&str; 12] = [
+    "lookup",
+    "getattr",
+    "open",
+    "read",
+    "release",
+    "opendir",
+    "readdir",
+    "readdirplus",
+    "getxattr",
+    "listxattr",
+    "readlink",
+    "other",
+];
+
+impl Ops {
+    fn count(&self, name: &str) {
+        let k = OP_NAMES
+            .iter()
+            .position(|n| *n == name)
+            .unwrap_or(OP_NAMES.len() - 1);
+        self.counts[k].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn summary(&self) -> String {
+        OP_NAMES
+            .iter()
+            .zip(&self.counts)
+            .map(|(n, c)| format!("{n} {}", c.load(std::sync::atomic::Ordering::Relaxed)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 impl Fuse {
@@ -63,7 +105,22 @@ impl Filesystem for Fuse {
         Ok(())
     }
 
+    fn destroy(&mut self) {
+        let s = self.fs.stats();
+        tracing::info!(
+            "unmounted: {} listings, {} whole files and {} file heads fetched, {} metadata records from disc, {} small files fetched again for reading",
+            s.listings_fetched
+                .load(std::sync::atomic::Ordering::Relaxed),
+            s.files_fetched.load(std::sync::atomic::Ordering::Relaxed),
+            s.heads_fetched.load(std::sync::atomic::Ordering::Relaxed),
+            s.disk_hits.load(std::sync::atomic::Ordering::Relaxed),
+            s.refetched.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        tracing::info!("requests: {}", self.ops.summary());
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        self.ops.count("lookup");
         match self.fs.lookup(parent.0, name.as_bytes()) {
             Ok((_, a)) => reply.entry(&self.ttl(&a), &a, Generation(0)),
             Err(e) => reply.error(e.errno()),
@@ -75,6 +132,7 @@ impl Filesystem for Fuse {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        self.ops.count("getattr");
         match self.fs.getattr(ino.0) {
             Ok(a) => reply.attr(&self.ttl(&a), &a),
             Err(e) => reply.error(e.errno()),
@@ -82,6 +140,7 @@ impl Filesystem for Fuse {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        self.ops.count("readlink");
         match self.fs.readlink(ino.0) {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(e.errno()),
@@ -89,6 +148,7 @@ impl Filesystem for Fuse {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        self.ops.count("open");
         if flags.acc_mode() != OpenAccMode::O_RDONLY
             || flags.0 & (libc_o_trunc() | libc_o_creat()) != 0
         {
@@ -113,6 +173,7 @@ impl Filesystem for Fuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        self.ops.count("read");
         match self.fs.read(fh.0, offset, size as usize) {
             Ok(d) => reply.data(&d),
             Err(e) => reply.error(e.errno()),
@@ -129,11 +190,13 @@ impl Filesystem for Fuse {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        self.ops.count("release");
         self.fs.release(fh.0);
         reply.ok();
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        self.ops.count("opendir");
         if flags.acc_mode() != OpenAccMode::O_RDONLY {
             return reply.error(EROFS);
         }
@@ -154,6 +217,7 @@ impl Filesystem for Fuse {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        self.ops.count("readdir");
         match self.fs.readdir(ino.0, offset, 256, false) {
             Ok(list) => {
                 for (k, (child, name, kind, _)) in list.into_iter().enumerate() {
@@ -180,6 +244,7 @@ impl Filesystem for Fuse {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        self.ops.count("readdirplus");
         // About as many entries as one reply buffer takes; an entry that does
         // not fit is given back to the kernel as forgotten.
         match self.fs.readdir(ino.0, offset, 128, true) {
@@ -246,6 +311,7 @@ impl Filesystem for Fuse {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        self.ops.count("getxattr");
         match self.fs.xattrs(ino.0) {
             Ok(x) => match x.iter().find(|(n, _)| n == name.as_bytes()) {
                 Some((_, v)) => xattr_reply(reply, v, size),
@@ -256,6 +322,7 @@ impl Filesystem for Fuse {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        self.ops.count("listxattr");
         match self.fs.xattrs(ino.0) {
             Ok(x) => {
                 let mut names = Vec::new();

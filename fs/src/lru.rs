@@ -60,6 +60,11 @@ impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
         }
     }
 
+    /// Whether `k` is held (without marking it used).
+    pub fn contains(&self, k: &K) -> bool {
+        self.map.contains_key(k)
+    }
+
     pub fn remove(&mut self, k: &K) -> Option<V> {
         let (v, b, t) = self.map.remove(k)?;
         self.order.remove(&t);

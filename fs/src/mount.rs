@@ -67,6 +67,7 @@ Options:
        allow_other, allow_root, auto_unmount, noexec, nosuid, nodev, noatime,
        fsname=NAME, subtype=NAME    as for any FUSE mount
        connections=N    store connections (default 4)
+       threads=N        threads serving FUSE requests (default 2)
        ttl=SECONDS      how long a directory listing is trusted (default 60)
        timeout=SECONDS  network timeout (default 60); a read that fails gets EIO
        cache_mb=N       memory for caches, in MiB (default 144)
@@ -89,6 +90,7 @@ pub struct Args {
     pub mount_options: Vec<MountOption>,
     pub acl: SessionACL,
     pub connections: usize,
+    pub threads: usize,
     pub ttl: Duration,
     pub timeout: Duration,
     pub cache_mb: usize,
@@ -122,6 +124,7 @@ pub fn parse_args(args: &[OsString]) -> Result<Parsed, String> {
         mount_options: Vec::new(),
         acl: SessionACL::Owner,
         connections: 4,
+        threads: 2,
         ttl: Duration::from_secs(60),
         timeout: Duration::from_secs(60),
         cache_mb: 144,
@@ -196,6 +199,10 @@ fn mount_option(a: &mut Args, o: &str) -> Result<(), String> {
             a.connections = number(k, v)?.min(64) as usize;
             return Ok(());
         }
+        ("threads", Some(v)) => {
+            a.threads = number(k, v)?.min(64) as usize;
+            return Ok(());
+        }
         ("ttl", Some(v)) => {
             a.ttl = Duration::from_secs(number(k, v)?);
             return Ok(());
@@ -264,6 +271,19 @@ fn init_logging(verbose: u8) {
 /// `bbackupfs`' main.
 pub fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    // glibc gives every thread that allocates its own arena (up to 8 per
+    // core), and memory freed in one is not reused by another: the fetch
+    // threads would hold far more than the caches' bounds. Two arenas are
+    // plenty; exec keeps the process ID, which scripts and tests rely on.
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none()
+        && let Ok(exe) = std::env::current_exe()
+    {
+        let e = Command::new(exe)
+            .args(&args)
+            .env("MALLOC_ARENA_MAX", "2")
+            .exec();
+        tracing::debug!("re-exec with MALLOC_ARENA_MAX: {e}");
+    }
     let a = match parse_args(&args) {
         Ok(Parsed::Help) => {
             print!("{HELP}");
@@ -318,7 +338,8 @@ pub fn run(a: &Args) -> Result<(), String> {
         location: a.location.clone(),
         ..Options::default()
     };
-    let fs = BoxFs::new(keys, make, opts).map_err(|e| e.to_string())?;
+    let fs = Arc::new(BoxFs::new(keys, make, opts).map_err(|e| e.to_string())?);
+    fs.start_prefetch();
     let mut config = fuser::Config::default();
     config.mount_options = vec![
         MountOption::RO,
@@ -333,11 +354,12 @@ pub fn run(a: &Args) -> Result<(), String> {
         config.mount_options.push(o.clone());
     }
     config.acl = a.acl;
-    config.n_threads = Some(a.connections.clamp(2, 16));
+    config.n_threads = Some(a.threads);
     config.clone_fd = true;
     let fuse = Fuse {
-        fs: Arc::new(fs),
+        fs,
         ttl: a.ttl,
+        ops: Default::default(),
     };
     let mut session = fuser::Session::new(fuse, &a.mountpoint, &config).map_err(|e| {
         format!(
