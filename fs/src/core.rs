@@ -276,6 +276,9 @@ pub struct BoxFs {
     stats: Stats,
 }
 
+/// A directory seen in a view, for the prefetch thread.
+type DirJob = (View, i64);
+
 /// Directories whose files' metadata (and small files) a background thread
 /// fetches ahead of the reader: a directory being read whole (readdir from
 /// its start) and its subdirectories, which `cp -a`, `diff -r` and `rsync`
@@ -286,7 +289,7 @@ struct Ahead {
     /// Small files decoded ahead and not opened yet: their sizes and when.
     unread: Mutex<HashMap<i64, (usize, Instant)>>,
     /// The directories to do, in order, and the same as a set.
-    queue: Mutex<(VecDeque<(View, i64)>, HashSet<(View, i64)>)>,
+    queue: Mutex<(VecDeque<DirJob>, HashSet<DirJob>)>,
     wake: std::sync::Condvar,
 }
 
