@@ -105,8 +105,28 @@ stop_process() {
     note "stopped $name (pid $pid)"
 }
 
+# unmount_view: unmounts the bbackupfs view (its process then exits).
+unmount_view() {
+    local i
+    mountpoint -q "$qs/mnt" 2>/dev/null || return 0
+    for ((i = 0; i < 50; i++)); do
+        fusermount3 -u "$qs/mnt" 2>/dev/null && break
+        sleep 0.1
+    done
+    if mountpoint -q "$qs/mnt" 2>/dev/null; then
+        note "$qs/mnt is busy; unmounting it lazily"
+        fusermount3 -u -z "$qs/mnt" 2>/dev/null || true
+    fi
+    for ((i = 0; i < 100; i++)); do
+        pgrep -f "bbackupfs .*$qs/mnt\$" >/dev/null || break
+        sleep 0.1
+    done
+    note "unmounted $qs/mnt"
+}
+
 stop_all() {
     [[ -d $qs ]] || return 0
+    unmount_view
     stop_process "$qs/work/bbackupd.pid" bbackupd
     stop_process "$qs/bbstored.pid" bbstored
 }
@@ -153,10 +173,10 @@ command -v cargo >/dev/null || {
 mkdir -p "$logs"
 say "Building bbstored, bbackupd and the tools ($profile)"
 step "build (cargo build)" "$logs/build.log"
-note "cargo build ${build_flags[*]} --bins -p bb-store -p bb-client"
+note "cargo build ${build_flags[*]} --bins -p bb-store -p bb-client -p bb-fs"
 note "the first build takes a few minutes; tail -f $current_log to watch it"
 : >"$current_log"
-run cargo build "${build_flags[@]}" --bins -p bb-store -p bb-client --manifest-path "$repo/Cargo.toml"
+run cargo build "${build_flags[@]}" --bins -p bb-store -p bb-client -p bb-fs --manifest-path "$repo/Cargo.toml"
 for b in bbstored bbstoreaccounts bbstored-certs bbstored-config raidfile-config \
     bbackupd bbackupquery bbackupctl bbackupd-config; do
     [[ -x $bin/$b ]] || fail "$bin/$b was not built"
@@ -401,6 +421,28 @@ if [[ $src == "$qs/sample" ]]; then
     [[ -z $x ]] || note "and README.txt came back with its extended attribute user.quickstart=$x"
 fi
 
+# The read-only FUSE view of the store (needs /dev/fuse and fusermount3).
+mounted=
+if [[ -e /dev/fuse ]] && command -v fusermount3 >/dev/null; then
+    unmount_view
+    mkdir -p "$qs/mnt"
+    say "Mounting the store read-only on $qs/mnt (bbackupfs)"
+    step "mount (bbackupfs)" "$logs/bbackupfs.log"
+    run "$bin/bbackupfs" -c "$conf" --cache-dir "$qs/cache" "$qs/mnt"
+    say "Checking the mounted backup against the source (diff -r --no-dereference)"
+    current_log=$logs/diff-mount.log
+    diff_rc=0
+    diff -r --no-dereference "${diff_excludes[@]}" "$src" "$qs/mnt/current/$loc" >"$current_log" 2>&1 || diff_rc=$?
+    if ((diff_rc != 0)); then
+        cat "$current_log" >&2
+        fail "the mounted backup differs from $src"
+    fi
+    note "identical"
+    mounted=1
+else
+    note "no /dev/fuse or fusermount3 here (apt-get install fuse3): not mounting the store"
+fi
+
 cat <<EOF
 
 ==> Done: backed up, compared and restored with Box Backup, all in $qs
@@ -428,9 +470,20 @@ Configs: $etc/bbstored.conf, $conf
 Logs:    $logs/
 Keys:    $etc/bbackupd/$account-FileEncKeys.raw (without it nothing can be restored)
 
-Coming later (issue 6): bbackupfs, a read-only FUSE view of the store
-(restore is cp -a, verify is diff -r, old versions and deleted files in view).
+EOF
+if [[ -n $mounted ]]; then
+    cat <<EOF
+The store is mounted read-only on $qs/mnt (bbackupfs; "$0 stop" unmounts it):
 
-"$0 stop" stops bbstored (and a bbackupd started as above);
+  ls $qs/mnt/current/$loc                     # the newest versions
+  diff -r $src $qs/mnt/current/$loc           # verify
+  cp -a $qs/mnt/current/$loc /tmp/somewhere   # restore
+  ls $qs/mnt/versions/$loc/                   # every version of every file
+  ls $qs/mnt/deleted/$loc/                    # what was deleted, in its place
+
+EOF
+fi
+cat <<EOF
+"$0 stop" stops bbstored (and a bbackupd started as above) and unmounts the view;
 "$0 clean" stops them and removes $qs.
 EOF

@@ -104,6 +104,8 @@ pub struct Listing {
     pub attrs: Option<UnixAttributes>,
     fetched: Instant,
     children: [OnceLock<Arc<Vec<Child>>>; 3],
+    /// Name -> position in `children`, per view, for lookups.
+    index: [OnceLock<HashMap<Vec<u8>, usize>>; 3],
 }
 
 impl Listing {
@@ -148,6 +150,7 @@ impl Listing {
             attrs,
             fetched: Instant::now(),
             children: Default::default(),
+            index: Default::default(),
         }
     }
 
@@ -155,13 +158,23 @@ impl Listing {
         256 + self.dir.entries.len() * 160 + self.dir.attributes.len()
     }
 
+    /// Where the child called `name` is in [`Listing::children`] of `view`.
+    pub fn position(&self, view: View, name: &[u8]) -> Option<usize> {
+        let kids = self.children(view);
+        self.index[view_slot(view)]
+            .get_or_init(|| {
+                kids.iter()
+                    .enumerate()
+                    .map(|(k, c)| (c.name.clone(), k))
+                    .collect()
+            })
+            .get(name)
+            .copied()
+    }
+
     /// The children in `view` (computed once per listing).
     pub fn children(&self, view: View) -> Arc<Vec<Child>> {
-        let k = match view {
-            View::Current => 0,
-            View::Deleted => 1,
-            View::Versions => 2,
-        };
+        let k = view_slot(view);
         self.children[k]
             .get_or_init(|| {
                 Arc::new(view::children(
@@ -172,6 +185,14 @@ impl Listing {
                 ))
             })
             .clone()
+    }
+}
+
+fn view_slot(view: View) -> usize {
+    match view {
+        View::Current => 0,
+        View::Deleted => 1,
+        View::Versions => 2,
     }
 }
 
@@ -647,12 +668,19 @@ impl BoxFs {
     /// Looks `name` up in directory `parent`: the child's inode and attributes.
     pub fn lookup(&self, parent: u64, name: &[u8]) -> Result<(u64, FileAttr)> {
         let p = self.inode(parent)?;
-        let kids = self.children(p.node)?;
-        let k = kids
-            .iter()
-            .position(|c| c.name == name)
-            .ok_or(Error::NotFound)?;
-        let listing = self.containing(p.node)?;
+        let (kids, k, listing) = match p.node {
+            // Directories can be large: by the listing's index.
+            Node::Dir { view, id } => {
+                let l = self.listing(id)?;
+                (l.children(view), l.position(view, name), Some(l))
+            }
+            node => {
+                let kids = self.children(node)?;
+                let k = kids.iter().position(|c| c.name == name);
+                (kids, k, self.containing(node)?)
+            }
+        };
+        let k = k.ok_or(Error::NotFound)?;
         // Metadata for this file and the ones after it, in one batch.
         self.prepare(&kids[k..kids.len().min(k + BATCH)], listing.as_deref());
         let c = &kids[k];

@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use bb_tests::mount::{diff_r, fuse_available, is_mounted};
 use bb_tests::tree::compare_trees;
 
 fn script() -> PathBuf {
@@ -41,6 +42,22 @@ fn quickstart_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.env("BB_QUICKSTART_PROFILE", "debug");
     cmd.envs(env.iter().copied());
     cmd.output().expect("run scripts/quickstart.sh")
+}
+
+/// `diff -r` of the sample against the location in the quick start's mount.
+fn mounted_diff(qs: &Path, sample: &Path) -> String {
+    let mnt = qs.join("mnt");
+    assert!(
+        is_mounted(&mnt),
+        "the store is not mounted on {}",
+        mnt.display()
+    );
+    let locs: Vec<_> = std::fs::read_dir(mnt.join("current"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(locs.len(), 1, "{locs:?}");
+    diff_r(sample, &locs[0])
 }
 
 fn text(o: &Output) -> String {
@@ -145,6 +162,10 @@ fn quick_start_backs_up_compares_restores_and_stops() {
     assert!(diffs.is_empty(), "restore differs: {diffs:#?}");
     let pid = bbstored_pid(&qs).expect("bbstored.pid");
     assert!(is_bbstored(pid), "bbstored runs after the quick start");
+    let fuse = fuse_available("quick_start");
+    if fuse {
+        assert_eq!(mounted_diff(&qs, &sample), "", "the mounted backup\n{out}");
+    }
 
     // Second run after one change: the same store and server, one upload.
     let before = restores(&qs);
@@ -164,12 +185,22 @@ fn quick_start_backs_up_compares_restores_and_stops() {
     assert!(diffs.is_empty(), "restore differs: {diffs:#?}");
     assert_eq!(std::fs::read(second.join("docs/letter.txt")).unwrap(), body);
     assert_eq!(bbstored_pid(&qs), Some(pid), "the same bbstored");
+    if fuse {
+        assert_eq!(mounted_diff(&qs, &sample), "", "mounted again\n{out}");
+    }
 
-    // stop: the server is gone, by its pid.
+    // stop: the server is gone, by its pid; the view is unmounted and its
+    // process gone.
     let o = quickstart(cwd, &["stop"]);
     assert!(o.status.success(), "stop\n{}", text(&o));
     assert!(!is_bbstored(pid), "bbstored {pid} still runs after stop");
     assert!(!qs.join("bbstored.pid").exists());
+    assert!(!is_mounted(&qs.join("mnt")), "still mounted after stop");
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", &format!("bbackupfs .*{}", qs.join("mnt").display())])
+        .output()
+        .unwrap();
+    assert!(left.stdout.is_empty(), "bbackupfs left running: {left:?}");
 
     // clean: nothing left.
     let o = quickstart(cwd, &["clean"]);
