@@ -254,8 +254,9 @@ impl EntryFacts {
     }
 }
 
-/// One readdir item: inode, name, type, and (readdirplus) attributes.
-pub type DirItem = (u64, Vec<u8>, FileType, Option<FileAttr>);
+/// One readdir item: the offset of the next item, inode, name, type, and
+/// (readdirplus) attributes.
+pub type DirItem = (u64, u64, Vec<u8>, FileType, Option<FileAttr>);
 
 /// An open file.
 #[derive(Debug, Clone)]
@@ -1044,8 +1045,8 @@ impl BoxFs {
             } else {
                 (i.parent, &b".."[..])
             };
-            out.push((n, name.to_vec(), FileType::Directory, None));
             pos += 1;
+            out.push((pos as u64, n, name.to_vec(), FileType::Directory, None));
         }
         let from = pos - 2;
         let upto = kids.len().min(from + max.saturating_sub(out.len()));
@@ -1060,7 +1061,10 @@ impl BoxFs {
         if plus {
             self.prepare(&kids[from..upto], listing.as_deref());
         }
-        for c in &kids[from..upto] {
+        for (k, c) in kids[from..upto].iter().enumerate() {
+            // Offsets are positions, so that a child left out below does not
+            // shift the ones after it.
+            let next = (2 + from + k + 1) as u64;
             let facts = listing
                 .as_ref()
                 .and_then(|l| l.dir.entries.get(c.entry))
@@ -1069,7 +1073,7 @@ impl BoxFs {
                 match self.attr_of(c.node, facts.as_ref()) {
                     Ok(a) => {
                         let child = self.remember(ino, c.node, facts);
-                        out.push((child, c.name.clone(), a.kind, Some(a)));
+                        out.push((next, child, c.name.clone(), a.kind, Some(a)));
                     }
                     // One bad file must not hide its directory: it is left
                     // out here (its error logged), and a lookup of it fails.
@@ -1086,7 +1090,7 @@ impl BoxFs {
                     },
                     _ => FileType::Directory,
                 };
-                out.push((self.ino_of(c.node), c.name.clone(), kind, None));
+                out.push((next, self.ino_of(c.node), c.name.clone(), kind, None));
             }
         }
         Ok(out)

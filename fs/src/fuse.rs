@@ -220,10 +220,10 @@ impl Filesystem for Fuse {
         self.ops.count("readdir");
         match self.fs.readdir(ino.0, offset, 256, false) {
             Ok(list) => {
-                for (k, (child, name, kind, _)) in list.into_iter().enumerate() {
+                for (next, child, name, kind, _) in list {
                     if reply.add(
                         INodeNo(child),
-                        offset + k as u64 + 1,
+                        next,
                         kind,
                         OsStr::from_bytes(&name),
                     ) {
@@ -250,7 +250,7 @@ impl Filesystem for Fuse {
         match self.fs.readdir(ino.0, offset, 128, true) {
             Ok(list) => {
                 let mut full = false;
-                for (k, (child, name, kind, attr)) in list.into_iter().enumerate() {
+                for (next, child, name, kind, attr) in list {
                     let counted = attr.is_some();
                     if full {
                         if counted {
@@ -262,7 +262,7 @@ impl Filesystem for Fuse {
                     let ttl = self.ttl(&a);
                     if reply.add(
                         INodeNo(child),
-                        offset + k as u64 + 1,
+                        next,
                         OsStr::from_bytes(&name),
                         &ttl,
                         &a,
