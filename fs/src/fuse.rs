@@ -221,12 +221,7 @@ impl Filesystem for Fuse {
         match self.fs.readdir(ino.0, offset, 256, false) {
             Ok(list) => {
                 for (next, child, name, kind, _) in list {
-                    if reply.add(
-                        INodeNo(child),
-                        next,
-                        kind,
-                        OsStr::from_bytes(&name),
-                    ) {
+                    if reply.add(INodeNo(child), next, kind, OsStr::from_bytes(&name)) {
                         break;
                     }
                 }
