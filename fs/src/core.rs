@@ -54,6 +54,8 @@ const SMALL_BLOCKS: i64 = 1024;
 /// Largest stream a small-file fetch takes (a wrong `size_in_blocks` must not
 /// make it unbounded).
 const SMALL_LIMIT: u64 = 64 << 20;
+/// Large files streamed at once (each holds a connection and a window).
+const MAX_STREAMS: usize = 4;
 /// How long a file fetched ahead counts as waiting for its reader.
 const UNREAD_FOR: Duration = Duration::from_secs(10);
 /// Files fetched per pipelined batch on one connection.
@@ -258,23 +260,6 @@ impl EntryFacts {
 /// (readdirplus) attributes.
 pub type DirItem = (u64, u64, Vec<u8>, FileType, Option<FileAttr>);
 
-/// An open file.
-#[derive(Debug, Clone)]
-pub enum Content {
-    /// A small file, fetched and decoded whole at its first read (an open
-    /// whose reads the kernel's page cache serves fetches nothing).
-    Whole {
-        dir: i64,
-        id: i64,
-        size: u64,
-        data: Arc<Mutex<Option<Arc<Vec<u8>>>>>,
-    },
-    Stream {
-        stream: Arc<FileStream>,
-        size: u64,
-    },
-}
-
 /// The mounted store. See the module header.
 #[allow(missing_debug_implementations)] // caches of decrypted data: not for logs
 pub struct BoxFs {
@@ -289,9 +274,8 @@ pub struct BoxFs {
     disk: Option<DiskCache>,
     /// Decoded small files.
     decoded: Mutex<Lru<i64, Arc<Vec<u8>>>>,
-    streams: Mutex<HashMap<i64, (Arc<FileStream>, usize)>>,
-    handles: Mutex<HashMap<u64, (i64, Content)>>,
-    next_fh: AtomicU64,
+    /// Large files being read, with when they were last read.
+    streams: Mutex<HashMap<i64, (Arc<FileStream>, Instant)>>,
     /// One fetch of a directory's metadata at a time.
     fetching: Mutex<HashMap<i64, Arc<Mutex<()>>>>,
     ahead: Ahead,
@@ -365,8 +349,6 @@ impl BoxFs {
             disk,
             decoded: Mutex::new(Lru::new(data)),
             streams: Mutex::new(HashMap::new()),
-            handles: Mutex::new(HashMap::new()),
-            next_fh: AtomicU64::new(1),
             fetching: Mutex::new(HashMap::new()),
             ahead: Ahead::default(),
             stats: Stats::default(),
@@ -1100,8 +1082,12 @@ impl BoxFs {
         lock(&self.metas).get(&id)
     }
 
-    /// Opens file `ino` for reading: a handle number.
-    pub fn open(&self, ino: u64) -> Result<u64> {
+    /// Reads up to `len` bytes at `offset` of file `ino`. There are no open
+    /// handles: the FUSE side answers OPEN with ENOSYS, after which the
+    /// kernel opens files without asking and keeps their pages (a file inode
+    /// stands for one stored object, which never changes), two requests fewer
+    /// per file read.
+    pub fn read(&self, ino: u64, offset: u64, len: usize) -> Result<Vec<u8>> {
         let i = self.inode(ino)?;
         let Node::File { dir, id, .. } = i.node else {
             return Err(Error::NotFound);
@@ -1110,38 +1096,37 @@ impl BoxFs {
         let m = self.meta(dir, id, &facts)?;
         // The reader has come for it: no longer waiting unread.
         lock(&self.ahead.unread).remove(&id);
-        let content = if facts.size_in_blocks <= SMALL_BLOCKS || m.size <= (4 << 20) {
-            Content::Whole {
-                dir,
-                id,
-                size: m.size,
-                data: Default::default(),
-            }
-        } else {
-            let mut s = lock(&self.streams);
-            let e = s.entry(id).or_insert_with(|| {
-                (
-                    FileStream::new(dir, id, self.keys.clone(), self.pool_maker()),
-                    0,
-                )
-            });
-            e.1 += 1;
-            Content::Stream {
-                stream: e.0.clone(),
-                size: m.size,
-            }
-        };
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        lock(&self.handles).insert(fh, (id, content));
-        Ok(fh)
+        if facts.size_in_blocks <= SMALL_BLOCKS || m.size <= (4 << 20) {
+            let c = self.whole(dir, id, m.size)?;
+            let start = offset.min(c.len() as u64) as usize;
+            let end = c.len().min(start.saturating_add(len));
+            return Ok(c[start..end].to_vec());
+        }
+        self.stream(dir, id).read(offset, len, m.size)
     }
 
-    fn pool_maker(&self) -> MakeStore {
-        self.pool.maker()
+    /// The stream of a large file, made at its first read. At most
+    /// [`MAX_STREAMS`] are kept: the one read least recently is stopped to
+    /// make room (a reader still on it starts it again).
+    fn stream(&self, dir: i64, id: i64) -> Arc<FileStream> {
+        let mut s = lock(&self.streams);
+        let now = Instant::now();
+        if let Some(e) = s.get_mut(&id) {
+            e.1 = now;
+            return e.0.clone();
+        }
+        if s.len() >= MAX_STREAMS
+            && let Some(oldest) = s.iter().min_by_key(|(_, e)| e.1).map(|(k, _)| *k)
+            && let Some((old, _)) = s.remove(&oldest)
+        {
+            old.close();
+        }
+        let st = FileStream::new(dir, id, self.keys.clone(), self.pool.maker());
+        s.insert(id, (st.clone(), now));
+        st
     }
 
-    /// A small file's clear content: decoded cache, then the encoded stream
-    /// its metadata fetch left, then the store.
+    /// A small file's clear content: decoded cache, then the store.
     fn whole(&self, dir: i64, id: i64, size: u64) -> Result<Arc<Vec<u8>>> {
         if let Some(c) = lock(&self.decoded).get(&id) {
             return Ok(c);
@@ -1167,55 +1152,6 @@ impl BoxFs {
         let c = Arc::new(content);
         lock(&self.decoded).insert(id, c.clone(), c.len());
         Ok(c)
-    }
-
-    /// Reads from an open handle.
-    pub fn read(&self, fh: u64, offset: u64, len: usize) -> Result<Vec<u8>> {
-        let (_, content) = lock(&self.handles)
-            .get(&fh)
-            .cloned()
-            .ok_or(Error::NotFound)?;
-        match content {
-            Content::Whole {
-                dir,
-                id,
-                size,
-                data,
-            } => {
-                let c = {
-                    let mut d = lock(&data);
-                    match &*d {
-                        Some(c) => c.clone(),
-                        None => {
-                            let c = self.whole(dir, id, size)?;
-                            *d = Some(c.clone());
-                            c
-                        }
-                    }
-                };
-                let start = (offset.min(c.len() as u64)) as usize;
-                let end = c.len().min(start.saturating_add(len));
-                Ok(c[start..end].to_vec())
-            }
-            Content::Stream { stream, size } => stream.read(offset, len, size),
-        }
-    }
-
-    /// Closes a handle; the last one on a large file stops its stream.
-    pub fn release(&self, fh: u64) {
-        let Some((id, content)) = lock(&self.handles).remove(&fh) else {
-            return;
-        };
-        if let Content::Stream { .. } = content {
-            let mut s = lock(&self.streams);
-            if let Some(e) = s.get_mut(&id) {
-                e.1 -= 1;
-                if e.1 == 0 {
-                    e.0.close();
-                    s.remove(&id);
-                }
-            }
-        }
     }
 
     /// Usage figures for statfs: (block size, blocks used, hard limit).

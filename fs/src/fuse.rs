@@ -147,26 +147,24 @@ impl Filesystem for Fuse {
         }
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, _req: &Request, _ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         self.ops.count("open");
         if flags.acc_mode() != OpenAccMode::O_RDONLY
             || flags.0 & (libc_o_trunc() | libc_o_creat()) != 0
         {
             return reply.error(EROFS);
         }
-        match self.fs.open(ino.0) {
-            // The content of a file inode never changes: the kernel may keep
-            // its pages across opens.
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
-            Err(e) => reply.error(e.errno()),
-        }
+        // No handles: ENOSYS tells the kernel to open files without asking
+        // from now on (no OPEN, no RELEASE), keeping their pages cached,
+        // which is right since a file inode's content never changes.
+        reply.error(Errno::ENOSYS);
     }
 
     fn read(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
+        ino: INodeNo,
+        _fh: FileHandle,
         offset: u64,
         size: u32,
         _flags: OpenFlags,
@@ -174,7 +172,7 @@ impl Filesystem for Fuse {
         reply: ReplyData,
     ) {
         self.ops.count("read");
-        match self.fs.read(fh.0, offset, size as usize) {
+        match self.fs.read(ino.0, offset, size as usize) {
             Ok(d) => reply.data(&d),
             Err(e) => reply.error(e.errno()),
         }
@@ -184,14 +182,13 @@ impl Filesystem for Fuse {
         &self,
         _req: &Request,
         _ino: INodeNo,
-        fh: FileHandle,
+        _fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
         self.ops.count("release");
-        self.fs.release(fh.0);
         reply.ok();
     }
 

@@ -79,10 +79,12 @@ impl FileStream {
         self.st.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Stops the stream thread (the last handle was closed).
+    /// Stops the stream thread and frees its window. A read still waiting
+    /// on it, or a later one, starts the stream again.
     pub fn close(&self) {
         let mut st = self.lock();
         st.closed = true;
+        st.running = false;
         st.generation += 1;
         st.window.clear();
         self.cv.notify_all();
@@ -181,7 +183,10 @@ impl FileStream {
         if st.generation == generation {
             st.running = false;
             match r {
-                Ok(()) => st.finished = !st.closed,
+                Ok(true) => st.finished = true,
+                // Idle: the connection and the window go; a later read
+                // starts again.
+                Ok(false) => st.window.clear(),
                 Err(e) => {
                     tracing::error!("object {:#x}: {e}", self.id);
                     st.error = Some(e);
@@ -191,8 +196,9 @@ impl FileStream {
         }
     }
 
-    /// Streams and decodes until the end, an error, or a newer generation.
-    fn pump(&self, generation: u64) -> std::result::Result<(), String> {
+    /// Streams and decodes until the end (`true`), an error, a newer
+    /// generation or a long time without reads (`false`).
+    fn pump(&self, generation: u64) -> std::result::Result<bool, String> {
         let mut store = (self.make)().map_err(|e| e.to_string())?;
         let reader = store
             .open_file(self.dir, self.id)
@@ -203,7 +209,7 @@ impl FileStream {
                 let mut st = self.lock();
                 loop {
                     if st.generation != generation {
-                        return Ok(());
+                        return Ok(false);
                     }
                     // Decode only what is not yet in the window (a restart
                     // for an offset far ahead skips keeping what is before).
@@ -216,21 +222,18 @@ impl FileStream {
                         .unwrap_or_else(|e| e.into_inner());
                     st = g;
                     if timeout.timed_out() && st.decoded >= st.want {
-                        // Idle: give the connection back; a later read restarts.
-                        st.generation += 1;
-                        st.window.clear();
-                        return Ok(());
+                        return Ok(false);
                     }
                 }
             }
             let block = match dec.next_block() {
                 Ok(Some(b)) => b.to_vec(),
-                Ok(None) => return Ok(()),
+                Ok(None) => return Ok(true),
                 Err(e) => return Err(e.to_string()),
             };
             let mut st = self.lock();
             if st.generation != generation {
-                return Ok(());
+                return Ok(false);
             }
             let start = st.decoded;
             st.decoded += block.len() as u64;
