@@ -10,8 +10,9 @@
 //! object, at the head of the GetFile stream, unless its entry carries
 //! replacement attributes; its size is the sum of the clear block sizes in
 //! the block index, which comes right after them. So every file's metadata
-//! costs a GetFile: for a small file the whole stream is read (and kept, since
-//! a read of it usually follows), for a large one only its head. These are
+//! costs a GetFile: for a small file the whole stream is read (and decoded
+//! and kept, since a read of it usually follows), for a large one only its
+//! head. These are
 //! batched per directory: the files of a listing chunk go out as pipelined
 //! GetFiles over all pooled connections at once, and child directories as
 //! pipelined ListDirectories, so `ls -l` of 10,000 files is a few hundred
@@ -20,9 +21,10 @@
 //! # Caches
 //!
 //! Byte-bounded LRUs for listings (refreshed after `ttl`, since directories
-//! change while a store is in use), file metadata, encoded small files and
-//! decoded small files; an on-disc metadata cache ([`crate::diskcache`]); and
-//! each large file's stream window ([`crate::stream`]).
+//! change while a store is in use), file metadata and decoded small files;
+//! an on-disc metadata cache ([`crate::diskcache`]); each large file's stream
+//! window ([`crate::stream`]). A prefetch thread fetches a directory being
+//! read, and its subdirectories, ahead of the reader ([`Ahead`]).
 //!
 //! Must not know: the FUSE wire types beyond `FileAttr`, the config file.
 
@@ -70,7 +72,7 @@ pub struct Options {
     pub ttl: Duration,
     /// Bytes of memory for listings and metadata.
     pub meta_cache: usize,
-    /// Bytes of memory for small files, encoded and decoded.
+    /// Bytes of memory for decoded small files.
     pub data_cache: usize,
     /// The on-disc metadata cache file; `None` for none.
     pub disk_cache: Option<PathBuf>,
@@ -86,8 +88,8 @@ impl Default for Options {
         Options {
             connections: 4,
             ttl: Duration::from_secs(60),
-            meta_cache: 48 << 20,
-            data_cache: 96 << 20,
+            meta_cache: 32 << 20,
+            data_cache: 64 << 20,
             disk_cache: None,
             location: None,
             uid: rustix::process::geteuid().as_raw(),

@@ -70,7 +70,7 @@ Options:
        threads=N        threads serving FUSE requests (default 2)
        ttl=SECONDS      how long a directory listing is trusted (default 60)
        timeout=SECONDS  network timeout (default 60); a read that fails gets EIO
-       cache_mb=N       memory for caches, in MiB (default 144)
+       cache_mb=N       memory for caches, in MiB (default 96)
   -h, --help       this text
   -V, --version    the version
 
@@ -127,7 +127,7 @@ pub fn parse_args(args: &[OsString]) -> Result<Parsed, String> {
         threads: 2,
         ttl: Duration::from_secs(60),
         timeout: Duration::from_secs(60),
-        cache_mb: 144,
+        cache_mb: 96,
         mountpoint: PathBuf::new(),
     };
     let mut mountpoint = None;

@@ -7,8 +7,9 @@
 //! there (decoding is what costs, and it goes on in the background), and a
 //! reader going back past the window starts the stream again. The stream
 //! thread keeps its own connection, so listing and small files go on beside
-//! it. It stops when the last handle closes, when nobody has read for a
-//! while, or at the first error, which every waiting and later read gets.
+//! it. It stops when it is evicted (a fifth large file is read), when nobody
+//! has read for a while, or at the first error, which the reads waiting get;
+//! the next read starts it again.
 //!
 //! Must not know: FUSE, inodes.
 
@@ -29,7 +30,7 @@ pub const KEEP_BEHIND: u64 = 8 << 20;
 /// A stream nobody reads from for this long gives up its connection.
 const IDLE: Duration = Duration::from_secs(60);
 
-/// One file's stream; shared by all handles open on that file.
+/// One file's stream; shared by every reader of that file.
 pub struct FileStream {
     dir: i64,
     id: i64,
