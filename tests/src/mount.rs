@@ -26,16 +26,7 @@ pub fn fuse_available(test: &str) -> bool {
     false
 }
 
-/// Whether `dir` is a bbackupfs mount point now.
-pub fn is_mounted(dir: &Path) -> bool {
-    let Ok(canon) = std::fs::canonicalize(dir) else {
-        return false;
-    };
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let want = canon.to_string_lossy().replace(' ', "\\040");
-    info.lines()
-        .any(|l| l.split(' ').nth(4) == Some(want.as_str()) && is_ours(l))
-}
+pub use bb_fs::mount::is_mounted;
 
 /// A running `bbackupfs -f`.
 #[derive(Debug)]
@@ -248,16 +239,4 @@ pub fn diff_r(a: &Path, b: &Path) -> String {
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-}
-
-/// Whether a mountinfo line is a bbackupfs mount: fuser mounts as type
-/// `fuse` with source `bbackupfs#HOST` when it calls mount(2) itself (as
-/// root), or as `fuse.bbackupfs` through fusermount3.
-fn is_ours(line: &str) -> bool {
-    let Some((_, after)) = line.split_once(" - ") else {
-        return false;
-    };
-    let mut f = after.split(' ');
-    matches!(f.next(), Some("fuse" | "fuse.bbackupfs"))
-        && f.next().is_some_and(|s| s.starts_with("bbackupfs"))
 }
