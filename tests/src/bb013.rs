@@ -202,6 +202,18 @@ impl Client013 {
         }
     }
 
+    /// A client for an existing `conf` (one written by 0.13's `bbackupd-config`,
+    /// say) whose `DataDirectory` (with `CommandSocket` and `PidFile` in it) is
+    /// `dir` and whose one location is `source`.
+    pub fn from_conf(conf: &Path, dir: &Path, source: &Path) -> Client013 {
+        Client013 {
+            dir: dir.to_path_buf(),
+            conf: conf.to_path_buf(),
+            source: source.to_path_buf(),
+            round: 0,
+        }
+    }
+
     /// One snapshot backup: bbackupd starts, `bbackupctl sync-and-wait`, bbackupd
     /// stops. Panics when the run logged an error. Returns bbackupd's log.
     pub fn backup_round(&mut self) -> String {
