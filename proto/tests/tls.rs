@@ -291,60 +291,164 @@ fn openssl(args: &[&str]) {
     );
 }
 
-#[test]
-fn sha1_certificates_are_refused_with_advice() {
-    // 0.13's scripts signed with SHA-1 until 2019; make one with 0.13's client CA.
-    let d = tempfile::tempdir().unwrap();
-    let p = |n: &str| d.path().join(n).to_str().unwrap().to_string();
+/// A leaf signed with SHA-1 by one of 0.13's fixture roots, as 0.13's scripts
+/// signed until 2019: (key, cert) in `d`, CN `cn`.
+fn sha1_leaf(d: &Path, cn: &str, entity: &str) -> (PathBuf, PathBuf) {
+    let p = |n: &str| d.join(n).to_str().unwrap().to_string();
     openssl(&["genrsa", "-out", &p("k.pem"), "2048"]);
     openssl(&[
         "req",
         "-new",
+        "-sha1",
         "-key",
         &p("k.pem"),
         "-subj",
-        "/CN=BACKUP-1",
+        &format!("/CN={cn}"),
         "-out",
-        &p("1-csr.pem"),
+        &p("csr.pem"),
     ]);
     openssl(&[
         "x509",
         "-req",
         "-sha1",
         "-in",
-        &p("1-csr.pem"),
+        &p("csr.pem"),
         "-CA",
-        fix("ca/roots/clientCA.pem").to_str().unwrap(),
+        fix(&format!("ca/roots/{entity}CA.pem")).to_str().unwrap(),
         "-CAkey",
-        fix("ca/keys/clientRootKey.pem").to_str().unwrap(),
+        fix(&format!("ca/keys/{entity}RootKey.pem"))
+            .to_str()
+            .unwrap(),
         "-set_serial",
         "77",
         "-days",
         "10",
         "-out",
-        &p("1-cert.pem"),
+        &p("cert.pem"),
     ]);
-    let e = check(
-        &fix("server/clientCA.pem"),
-        &der(&d.path().join("1-cert.pem")),
-        Usage::Client,
-    )
-    .unwrap_err();
-    assert!(e.contains("SHA-1") && e.contains("bbstored-certs"), "{e}");
+    (d.join("k.pem"), d.join("cert.pem"))
+}
 
-    // The same through a handshake: refused by the server.
-    let server = fixture_server();
-    let client = pki::client_config(
-        &d.path().join("1-cert.pem"),
-        &d.path().join("k.pem"),
-        &fix("client/serverCA.pem"),
-        false,
+/// A server config that presents `cert` unchecked (as a 0.13 bbstored with an
+/// old certificate would), from the same public pieces.
+fn unchecked_server(cert: &Path, key: &Path) -> Arc<rustls::ServerConfig> {
+    let provider = pki::provider();
+    let verifier = pki::BackupClientVerifier::new(
+        TrustedCas::load(&fix("server/clientCA.pem")).unwrap(),
+        None,
+        provider.signature_verification_algorithms,
+    );
+    let ck = pki::load::certified_key(cert, key, &provider).unwrap();
+    Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(Arc::new(verifier))
+            .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(ck))),
     )
-    .unwrap();
-    let (port, h) = serve_once(server.config);
+}
+
+#[test]
+fn sha1_client_certificate_refused_at_load_and_in_the_handshake() {
+    let d = tempfile::tempdir().unwrap();
+    let (key, cert) = sha1_leaf(d.path(), "BACKUP-1", "client");
+    let e = check(&fix("server/clientCA.pem"), &der(&cert), Usage::Client).unwrap_err();
+    assert!(
+        e.contains("the client's certificate 'CN=BACKUP-1' is signed with SHA-1"),
+        "{e}"
+    );
+
+    // Loading our own: refused, naming the file, with the commands.
+    let e = pki::client_config(&cert, &key, &fix("client/serverCA.pem"), false)
+        .unwrap_err()
+        .to_string();
+    let want = [
+        format!(
+            "{}: certificate 'CN=BACKUP-1' is signed with SHA-1",
+            cert.display()
+        ),
+        format!(
+            "openssl req -new -sha256 -key {} -subj /CN=BACKUP-1 -out 1-csr.pem",
+            key.display()
+        ),
+        "bbstored-certs CERTS-DIR sign 1-csr.pem".to_string(),
+        format!("cp CERTS-DIR/clients/1-cert.pem {}", cert.display()),
+    ];
+    for w in &want {
+        assert!(e.contains(w.as_str()), "{w:?} not in:\n{e}");
+    }
+
+    // Presented anyway (a 0.13 client): the server says why, in plain text.
+    let client = tls12_client(&cert, &key, &fix("client/serverCA.pem"));
+    let (port, h) = serve_once(fixture_server().config);
     assert!(connect(client, port, "127.0.0.1").is_err());
     let e = h.join().unwrap().unwrap_err();
-    assert!(e.contains("SHA-1"), "{e}");
+    assert!(
+        e.starts_with(
+            "invalid peer certificate: the client's certificate 'CN=BACKUP-1' is signed \
+             with SHA-1, which is no longer accepted"
+        ) && e.contains("bbstored-certs CERTS-DIR sign 1-csr.pem")
+            && !e.contains("Other("),
+        "{e}"
+    );
+}
+
+#[test]
+fn sha1_server_certificate_refused_at_load_and_in_the_handshake() {
+    let d = tempfile::tempdir().unwrap();
+    let (key, cert) = sha1_leaf(d.path(), "localhost", "server");
+    let e = pki::server_config(&cert, &key, &fix("server/clientCA.pem"), None)
+        .unwrap_err()
+        .to_string();
+    for w in [
+        format!(
+            "{}: certificate 'CN=localhost' is signed with SHA-1",
+            cert.display()
+        ),
+        "bbstored-certs CERTS-DIR sign-server localhost-csr.pem".to_string(),
+        format!("cp CERTS-DIR/servers/localhost-cert.pem {}", cert.display()),
+    ] {
+        assert!(e.contains(w.as_str()), "{w:?} not in:\n{e}");
+    }
+
+    // Presented anyway (a 0.13 bbstored): the client says why, in plain text.
+    let (port, h) = serve_once(unchecked_server(&cert, &key));
+    let e = connect(fixture_client(false), port, "127.0.0.1").unwrap_err();
+    let _ = h.join();
+    assert!(
+        e.starts_with(
+            "invalid peer certificate: the server's certificate 'CN=localhost' is signed \
+             with SHA-1, which is no longer accepted"
+        ) && e.contains("-key <its PrivateKeyFile> -subj /CN=localhost")
+            && e.contains("sign-server localhost-csr.pem"),
+        "{e}"
+    );
+}
+
+#[test]
+fn sha1_self_signed_root_is_accepted_as_openssl_does() {
+    // OpenSSL never checks a trusted root's own signature (`openssl verify
+    // -auth_level 2` passes a SHA-1 self-signed root and refuses a SHA-1 leaf), so
+    // an old root stays usable: only what it signed must be re-issued.
+    let d = tempfile::tempdir().unwrap();
+    let p = |n: &str| d.path().join(n).to_str().unwrap().to_string();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-sha1",
+        "-keyout",
+        &p("ca-key.pem"),
+        "-out",
+        &p("ca.pem"),
+        "-subj",
+        "/CN=Old root",
+        "-days",
+        "10",
+    ]);
+    TrustedCas::load(&d.path().join("ca.pem")).unwrap();
 }
 
 #[test]

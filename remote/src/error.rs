@@ -38,7 +38,9 @@ pub enum Error {
     #[error("{op}: the connection was lost earlier and must be re-opened")]
     NotConnected { op: &'static str },
 
-    #[error("{op}: TLS: {source}")]
+    /// The text is our verifier's own where it refused the peer's certificate
+    /// (a SHA-1 signed one, say), not rustls's `Debug` of it.
+    #[error("{op}: TLS: {}", bb_proto::pki::tls_error_text(.source))]
     Tls {
         op: &'static str,
         #[source]

@@ -17,7 +17,7 @@ use rustls::{ClientConfig, ServerConfig};
 use super::crl::Crl;
 use super::error::{Error, Result};
 use super::load;
-use super::verify::{BackupClientVerifier, BackupServerVerifier, TrustedCas};
+use super::verify::{self, BackupClientVerifier, BackupServerVerifier, TrustedCas, Usage};
 
 /// The crypto provider both ends use: ring's, with rustls's default suites (ECDHE +
 /// AEAD; all inside 0.13's cipher list).
@@ -52,6 +52,7 @@ pub fn server_config(
         .map(|p| Crl::load(p, cas.clone(), algs))
         .transpose()?;
     let verifier = BackupClientVerifier::new(cas, crl.clone(), algs);
+    verify::check_own_certificate(cert_file, key_file, Usage::Server)?;
     let key = load::certified_key(cert_file, key_file, &provider)?;
     let config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(VERSIONS)?
@@ -80,6 +81,7 @@ pub fn client_config(
         provider.signature_verification_algorithms,
         check_host_name,
     );
+    verify::check_own_certificate(cert_file, key_file, Usage::Client)?;
     let key = load::certified_key(cert_file, key_file, &provider)?;
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(VERSIONS)?

@@ -33,6 +33,34 @@ pub enum Error {
     )]
     WeakHash { subject: String, hash: &'static str },
 
+    /// Our own `CertificateFile` is signed with SHA-1 (or MD5): refused when the
+    /// config is loaded rather than by the peer in a handshake, where all either end
+    /// could say is an alert's name. `howto` holds the commands that re-issue it.
+    #[error(
+        "{path}: certificate '{subject}' is signed with {hash}, which is no longer \
+         accepted (rustls, like OpenSSL 3 at SSLSecurityLevel 2, refuses it); re-issue \
+         it, keeping its key, with:\n{howto}"
+    )]
+    WeakCertificateFile {
+        path: PathBuf,
+        subject: String,
+        hash: &'static str,
+        howto: String,
+    },
+
+    /// The peer presented a certificate signed with SHA-1 (or MD5). `peer` is
+    /// "server" or "client".
+    #[error(
+        "the {peer}'s certificate '{subject}' is signed with {hash}, which is no longer \
+         accepted; re-issue it for the {peer}, keeping its key, with:\n{howto}"
+    )]
+    WeakPeerCertificate {
+        peer: &'static str,
+        subject: String,
+        hash: &'static str,
+        howto: String,
+    },
+
     /// An RSA key shorter than 2048 bits.
     #[error("certificate '{subject}' has a {bits}-bit RSA key; at least 2048 bits are needed")]
     WeakKey { subject: String, bits: usize },

@@ -10,6 +10,10 @@
 //!   (every 0.13 deployment has v1 certificates, which webpki refuses).
 //! * [`account_from_connection`]: `CN=BACKUP-<hex>` → account number.
 //! * [`Crl`]: an optional, reloadable revocation list for the client CA.
+//! * Certificates signed with SHA-1 or MD5 (old 0.13 installations): our own is
+//!   refused when the config loads, a peer's in the handshake, both with the
+//!   commands that re-issue it; [`tls_error_text`] gets that text out of the
+//!   rustls error for the message a tool prints.
 //! * [`certs::bbstored_certs`]: the `bbstored-certs` tool; [`make_test_pki`]: a whole
 //!   PKI in one call for tests.
 //!
@@ -25,6 +29,7 @@ pub mod error;
 pub mod issue;
 pub mod load;
 pub mod quick;
+mod reissue;
 pub mod verify;
 
 pub use account::{CnRule, account_from_common_name, account_from_connection, common_name};
@@ -33,4 +38,5 @@ pub use crl::Crl;
 pub use error::{Error, Result};
 pub use issue::KeyKind;
 pub use quick::{TestPki, make_test_pki};
+pub use verify::tls_error_text;
 pub use verify::{BackupClientVerifier, BackupServerVerifier, TrustedCas, Usage, verify_chain};

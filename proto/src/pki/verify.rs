@@ -123,6 +123,68 @@ fn check_strength(c: &Cert<'_>) -> Result<()> {
     Ok(())
 }
 
+/// The refusal of a peer's SHA-1 (or MD5) signed certificate, with the commands
+/// that re-issue it.
+fn weak_peer(c: &Cert<'_>, hash: &'static str, usage: Usage) -> Error {
+    Error::WeakPeerCertificate {
+        peer: match usage {
+            Usage::Client => "client",
+            Usage::Server => "server",
+        },
+        subject: c.subject_text(),
+        hash,
+        howto: super::reissue::commands(usage, c.common_name().as_deref(), None, None),
+    }
+}
+
+/// Refuses our own certificate (the leaf of `CertificateFile`) when it is signed
+/// with SHA-1 or MD5, naming the file and giving the commands that re-issue it
+/// with the key of `key_file`. Every peer would refuse it in the handshake, where
+/// neither end could say more than an alert's name.
+pub(crate) fn check_own_certificate(cert_file: &Path, key_file: &Path, usage: Usage) -> Result<()> {
+    let chain = load::certificates(cert_file)?;
+    let leaf = Cert::parse(&chain[0]).map_err(|e| Error::BadFile {
+        path: cert_file.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    if let Some(hash) = leaf.weak_hash() {
+        return Err(Error::WeakCertificateFile {
+            path: cert_file.to_path_buf(),
+            subject: leaf.subject_text(),
+            hash,
+            howto: super::reissue::commands(
+                usage,
+                leaf.common_name().as_deref(),
+                Some(key_file),
+                Some(cert_file),
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The text to print for a rustls error: our verifier's refusal as we wrote it
+/// (rustls shows `CertificateError::Other` with `Debug`, quotes and escaped
+/// newlines), else rustls's own message. Also looks inside an `io::Error` from
+/// `complete_io` and friends.
+pub fn tls_error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let rustls_error = e.downcast_ref::<rustls::Error>().or_else(|| {
+        e.downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    });
+    if let Some(rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(other)))) =
+        rustls_error
+        && let Some(refusal) = other.downcast_ref::<PkiRefusal>()
+    {
+        return format!("invalid peer certificate: {}", refusal.0);
+    }
+    match rustls_error {
+        Some(r) => r.to_string(),
+        None => e.to_string(),
+    }
+}
+
 /// Checks `signature` over `message` by the key (`spki_alg`, `spki_key`) with the one
 /// of `algs` that matches both the signature algorithm and the key type.
 pub(crate) fn verify_signed(
@@ -205,6 +267,9 @@ pub fn verify_chain(
     now: i64,
 ) -> Result<()> {
     let leaf = Cert::parse(end_entity)?;
+    if let Some(hash) = leaf.weak_hash() {
+        return Err(weak_peer(&leaf, hash, usage));
+    }
     check_strength(&leaf)?;
     check_time(&leaf, now)?;
     check_usage(&leaf, usage)?;

@@ -35,7 +35,8 @@ pub fn serve_once(config: Arc<rustls::ServerConfig>) -> (u16, JoinHandle<ServerR
             .unwrap();
         let mut conn = rustls::ServerConnection::new(config).map_err(|e| e.to_string())?;
         while conn.is_handshaking() {
-            conn.complete_io(&mut sock).map_err(|e| e.to_string())?;
+            conn.complete_io(&mut sock)
+                .map_err(|e| pki::tls_error_text(&e))?;
         }
         let account =
             pki::account_from_connection(&conn, CnRule::Strict).map_err(|e| e.to_string())?;
@@ -65,7 +66,8 @@ pub fn connect(
         .map_err(|e| e.to_string())?;
     let mut tls = rustls::StreamOwned::new(conn, sock);
     let mut theirs = [0u8; 32];
-    tls.read_exact(&mut theirs).map_err(|e| e.to_string())?;
+    tls.read_exact(&mut theirs)
+        .map_err(|e| pki::tls_error_text(&e))?;
     tls.write_all(&ident()).map_err(|e| e.to_string())?;
     tls.flush().map_err(|e| e.to_string())?;
     Ok(theirs)

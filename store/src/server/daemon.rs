@@ -273,7 +273,7 @@ impl Server {
                         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                     ) => {}
                 Err(e) => {
-                    info!(%peer, "TLS handshake failed: {e}");
+                    info!(%peer, "TLS handshake failed: {}", pki::tls_error_text(&e));
                     return;
                 }
             }
