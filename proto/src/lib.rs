@@ -62,6 +62,7 @@ pub mod errorcode;
 pub mod exchange;
 pub mod ident;
 pub mod message;
+pub mod metrics;
 pub mod names;
 pub mod object;
 pub mod pki;
