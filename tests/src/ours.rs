@@ -72,7 +72,10 @@ impl StoreDir {
             &format!("Server\n{{\n\tMetricsListenAddress = 127.0.0.1:{port}\n"),
             1,
         );
-        assert!(text.contains("MetricsListenAddress"), "no Server block in {text}");
+        assert!(
+            text.contains("MetricsListenAddress"),
+            "no Server block in {text}"
+        );
         std::fs::write(&self.conf, text).unwrap();
     }
 
