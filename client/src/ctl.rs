@@ -12,6 +12,9 @@
 //! The protocol is described in [`crate::daemon::command`]. Log lines go to
 //! stdout in 0.13's console format, as 0.13's do.
 //!
+//! Ours adds to `status` what bbackupd's status file says ([`status`]), and
+//! `--json` to print that file alone; 0.13's output comes first, unchanged.
+//!
 //! Must not know: how the daemon works inside; the socket is all we share.
 
 use std::io::{BufRead, BufReader, Write};
