@@ -1490,10 +1490,13 @@ Path = "/etc"
                 "CertificateFile",
                 "PrivateKeyFile",
                 "TrustedCAsFile",
+                "StatusFile",
             ]
             .contains(k)
             {
                 "\"/x\""
+            } else if *k == "MetricsListenAddress" {
+                "\"127.0.0.1:9\""
             } else {
                 "1"
             };
