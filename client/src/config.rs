@@ -49,6 +49,8 @@ use crate::sync::{Location, SyncOptions};
 
 /// 0.13's default config file.
 pub const DEFAULT_CONFIG: &str = "/etc/boxbackup/bbackupd.conf";
+/// The status file's name in DataDirectory unless `StatusFile` says otherwise.
+pub const STATUS_FILE: &str = "bbackupd-status.json";
 /// 0.13's default `StorePort` (protocol.md §1.1).
 pub const DEFAULT_PORT: u16 = 2201;
 
@@ -147,6 +149,12 @@ pub struct BackupdConfig {
     pub log_file_level: Option<String>,
     pub log_file_overwrite: bool,
     pub delete_redundant_locations_after: Duration,
+    /// Ours: `StatusFile`, the machine-readable status bbackupd keeps
+    /// (default: [`STATUS_FILE`] in DataDirectory; see
+    /// [`BackupdConfig::status_file_path`]).
+    pub status_file: Option<PathBuf>,
+    /// Ours: `MetricsListenAddress`, where bbackupd serves Prometheus metrics.
+    pub metrics_listen_address: Option<std::net::SocketAddr>,
     /// Ours: `ConnectTimeout` and `OperationTimeout` (read and write); the TLS
     /// handshake keeps bb-remote's default.
     pub timeouts: Timeouts,
@@ -191,6 +199,8 @@ const ROOT_KEYS: &[&str] = &[
     // Ours:
     "ConnectTimeout",
     "OperationTimeout",
+    "StatusFile",
+    "MetricsListenAddress",
 ];
 
 /// Required root keys. 0.13 requires only the first seven and checks the store
@@ -523,6 +533,14 @@ impl Reader<'_> {
             log_file_level: opt_text("LogFileLevel")?,
             log_file_overwrite: flag("LogFileOverwrite", false)?,
             delete_redundant_locations_after: secs("DeleteRedundantLocationsAfter", 172_800)?,
+            status_file: opt_path("StatusFile")?,
+            metrics_listen_address: match get("MetricsListenAddress") {
+                Some(v) => Some(
+                    bb_proto::metrics::parse_listen_address(self.text("MetricsListenAddress", v)?)
+                        .map_err(|m| self.bad(v.line, format!("MetricsListenAddress: {m}")))?,
+                ),
+                None => None,
+            },
             timeouts,
             locations,
         })
@@ -737,7 +755,7 @@ toml_root! {
         TcpNice],
     strings: [SyncAllowScript, ExtendedLogFile, LogFile, LogFileLevel, CommandSocket,
         StoreObjectInfoFile, NotifyScript, KeysFile, DataDirectory, StoreHostname,
-        CertificateFile, PrivateKeyFile, TrustedCAsFile]
+        CertificateFile, PrivateKeyFile, TrustedCAsFile, StatusFile, MetricsListenAddress]
 }
 
 #[allow(non_snake_case)]
@@ -882,6 +900,14 @@ impl BackupdConfig {
     }
 
     /// The file encryption keys from `KeysFile`.
+    /// Where bbackupd writes its status (`StatusFile`, else [`STATUS_FILE`] in
+    /// DataDirectory).
+    pub fn status_file_path(&self) -> PathBuf {
+        self.status_file
+            .clone()
+            .unwrap_or_else(|| self.data_directory.join(STATUS_FILE))
+    }
+
     pub fn keys(&self) -> Result<Keys, ConfigError> {
         Keys::from_file(&self.keys_file).map_err(|source| ConfigError::Keys {
             path: self.keys_file.clone(),
@@ -1316,6 +1342,35 @@ Path = "/etc"
             .to_string()
     }
 
+    /// Ours: StatusFile and MetricsListenAddress, in both syntaxes.
+    #[test]
+    fn status_and_metrics_keys() {
+        let c = BackupdConfig::parse(&minimal("", ""), "f").unwrap();
+        assert_eq!(c.status_file_path(), Path::new("/d").join(STATUS_FILE));
+        assert_eq!(c.metrics_listen_address, None);
+        let keys = "StatusFile = /run/bb.json\nMetricsListenAddress = [::1]:9181\n";
+        let c = BackupdConfig::parse(&minimal(keys, ""), "f").unwrap();
+        assert_eq!(c.status_file_path(), Path::new("/run/bb.json"));
+        assert_eq!(
+            c.metrics_listen_address,
+            Some("[::1]:9181".parse().unwrap())
+        );
+        let t = format!(
+            "{}StatusFile = \"/run/bb.json\"\nMetricsListenAddress = \"[::1]:9181\"\n[Server]\n\
+             [BackupLocations]\n",
+            minimal_toml()
+        );
+        let c2 = BackupdConfig::parse_toml(&t, "f.toml").unwrap();
+        assert_eq!(c2.status_file, c.status_file);
+        assert_eq!(c2.metrics_listen_address, c.metrics_listen_address);
+        let bad = minimal("MetricsListenAddress = backup.example.com:80\n", "");
+        let e = BackupdConfig::parse(&bad, "f").unwrap_err().to_string();
+        assert!(
+            e.starts_with("f:13:") && e.contains("MetricsListenAddress"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn toml_locations_keep_file_order() {
         let text = format!(
@@ -1435,10 +1490,13 @@ Path = "/etc"
                 "CertificateFile",
                 "PrivateKeyFile",
                 "TrustedCAsFile",
+                "StatusFile",
             ]
             .contains(k)
             {
                 "\"/x\""
+            } else if *k == "MetricsListenAddress" {
+                "\"127.0.0.1:9\""
             } else {
                 "1"
             };

@@ -12,6 +12,9 @@
 //! The protocol is described in [`crate::daemon::command`]. Log lines go to
 //! stdout in 0.13's console format, as 0.13's do.
 //!
+//! Ours adds to `status` what bbackupd's status file says ([`status`]), and
+//! `--json` to print that file alone; 0.13's output comes first, unchanged.
+//!
 //! Must not know: how the daemon works inside; the socket is all we share.
 
 use std::io::{BufRead, BufReader, Write};
@@ -36,9 +39,10 @@ Options:
   -V         Run at maximum verbosity
   -W <level> Set verbosity to error/warning/notice/info/trace/everything
   -L, -N, -P, -w  Accepted for compatibility
+  --json     With status: print bbackupd's status file as JSON
 
 Commands are:
-  status -- report daemon status without changing anything
+  status -- report daemon status and the last sync without changing anything
   sync -- start a synchronisation (backup) run now
   force-sync -- force the start of a synchronisation run, even if SyncAllowScript says no
   reload -- reload daemon configuration
@@ -55,6 +59,8 @@ pub struct Options {
     pub timestamps: Option<Timestamps>,
     pub tag: Option<String>,
     pub command: String,
+    /// Ours: `--json` (for `status`).
+    pub json: bool,
 }
 
 /// `Err(message)` for a bad command line (exit 2).
@@ -65,6 +71,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Options, String>
         timestamps: None,
         tag: None,
         command: String::new(),
+        json: false,
     };
     let mut positional = Vec::new();
     let mut it = args.into_iter();
@@ -72,6 +79,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Options, String>
         if a == "--" {
             positional.extend(it.by_ref());
             break;
+        }
+        if a == "--json" {
+            o.json = true;
+            continue;
         }
         if !a.starts_with('-') || a == "-" {
             positional.push(a);
@@ -293,6 +304,48 @@ pub fn run(socket: &Path, command: &str) -> Outcome {
     }
 }
 
+/// `bbackupctl status` (ours): 0.13's `state` line from the daemon when a
+/// CommandSocket is configured (the same output and exit status as 0.13),
+/// then the status file bbackupd keeps (`StatusFile`) in human form: the
+/// last sync's result and counts, what is pending, the next sync. The file
+/// is also there when the daemon is not running (the exit status then still
+/// says so, as 0.13's does). With `json`, only the file, as JSON.
+pub fn status(socket: Option<&Path>, status_file: &Path, json: bool) -> Outcome {
+    use crate::daemon::status::StatusDoc;
+    if json {
+        return match StatusDoc::load(status_file)
+            .and_then(|d| serde_json::to_string_pretty(&d).map_err(|e| e.to_string()))
+        {
+            Ok(text) => {
+                println!("{text}");
+                Outcome::Done
+            }
+            Err(e) => {
+                error!("No status: {e}");
+                Outcome::Failed
+            }
+        };
+    }
+    let live = socket.map(|s| run(s, "status"));
+    let fmt = |t: f64| crate::query::console::format_iso((t * 1e6) as i64, true, ' ');
+    let file = match StatusDoc::load(status_file) {
+        Ok(d) => {
+            print!("{}", d.human(&fmt));
+            Outcome::Done
+        }
+        Err(e) if live.is_some() => {
+            // A 0.13 daemon, or ours without a run yet: the state line is all.
+            debug!("no status file: {e}");
+            Outcome::Done
+        }
+        Err(e) => {
+            error!("No status: {e}");
+            Outcome::Failed
+        }
+    };
+    live.unwrap_or(file)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,5 +380,8 @@ mod tests {
         assert!(p(&["sync", "now"]).is_err());
         assert!(p(&["-x", "sync"]).is_err());
         assert!(p(&["-w", "sync"]).is_ok());
+        let o = p(&["status", "--json"]).unwrap();
+        assert!(o.json && o.command == "status");
+        assert!(!p(&["status"]).unwrap().json);
     }
 }

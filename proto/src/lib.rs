@@ -9,9 +9,11 @@
 //! from a slice and return `Ok(None)` when they need more bytes.
 //!
 //! Must not know: sockets, files, time, or what the messages mean to a store. The
-//! one exception is [`pki`]: TLS configuration and certificate checks that both
-//! ends need (it builds rustls configs and verifies certificates, still without
-//! touching a socket).
+//! exceptions: [`pki`], TLS configuration and certificate checks that both ends
+//! need (it builds rustls configs and verifies certificates, still without
+//! touching a socket); and [`metrics`], the small HTTP listener both daemons
+//! serve Prometheus text with (bb-client may not see bb-store, so this is the
+//! one crate they share; the protocol modules never use it).
 //! Any error from a decoder means the connection is out of step and must be
 //! closed; the protocol's own error replies are ordinary [`Reply::Error`] values.
 //!
@@ -62,6 +64,7 @@ pub mod errorcode;
 pub mod exchange;
 pub mod ident;
 pub mod message;
+pub mod metrics;
 pub mod names;
 pub mod object;
 pub mod pki;

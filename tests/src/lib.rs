@@ -11,6 +11,7 @@
 
 pub mod bb013;
 pub mod fixtures;
+pub mod metrics;
 pub mod mount;
 pub mod ours;
 pub mod raw;

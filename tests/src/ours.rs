@@ -64,6 +64,21 @@ impl StoreDir {
         }
     }
 
+    /// Adds `MetricsListenAddress = 127.0.0.1:<port>` to the Server block.
+    pub fn enable_metrics(&self, port: u16) {
+        let text = std::fs::read_to_string(&self.conf).unwrap();
+        let text = text.replacen(
+            "Server\n{\n",
+            &format!("Server\n{{\n\tMetricsListenAddress = 127.0.0.1:{port}\n"),
+            1,
+        );
+        assert!(
+            text.contains("MetricsListenAddress"),
+            "no Server block in {text}"
+        );
+        std::fs::write(&self.conf, text).unwrap();
+    }
+
     pub fn discs(&self) -> DiscSet {
         let raid = bb_raid::config::RaidConfig::load(&self.dir.join("raidfile.conf")).unwrap();
         raid.set(0).unwrap().clone()
@@ -88,6 +103,8 @@ impl StoreDir {
 pub struct OurServer {
     pub server: Arc<Server>,
     thread: Option<JoinHandle<std::io::Result<()>>>,
+    /// The metrics listener's thread, when the config has MetricsListenAddress.
+    metrics: Option<JoinHandle<()>>,
 }
 
 impl OurServer {
@@ -102,11 +119,16 @@ impl OurServer {
         tweak(&mut server);
         let server = Arc::new(server);
         let listeners = server.bind().unwrap();
+        let metrics = server
+            .bind_metrics()
+            .unwrap()
+            .map(|l| server.serve_metrics(l).unwrap());
         let s2 = server.clone();
         let thread = std::thread::spawn(move || s2.run(listeners));
         OurServer {
             server,
             thread: Some(thread),
+            metrics,
         }
     }
 
@@ -115,6 +137,9 @@ impl OurServer {
         self.server.shutdown.trigger();
         if let Some(t) = self.thread.take() {
             t.join().unwrap().unwrap();
+        }
+        if let Some(t) = self.metrics.take() {
+            t.join().unwrap();
         }
     }
 }

@@ -46,6 +46,8 @@ fn setup(dir: &Path, port: u16, source: &Path, auto: bool) -> Setup {
             pid_file: None,
             data_directory: dir.to_path_buf(),
             store_object_info_file: None,
+            status_file: Some(dir.join("bbackupd-status.json")),
+            metrics_listen_address: None,
         },
         remote: remote(port),
         keys: Keys::from_file(&fixtures::keys_file()).unwrap(),

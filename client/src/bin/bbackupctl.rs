@@ -32,6 +32,15 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if opts.command == "status" {
+        let code = ctl::status(
+            config.command_socket.as_deref(),
+            &config.status_file_path(),
+            opts.json,
+        )
+        .code();
+        return ExitCode::from(code);
+    }
     let Some(socket) = config.command_socket else {
         tracing::error!(
             "Daemon isn't using a control socket, could not execute command.\nAdd a CommandSocket declaration to the bbackupd.conf file."

@@ -37,6 +37,7 @@ pub mod options;
 pub mod runner;
 pub mod scripts;
 pub mod setup;
+pub mod status;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -48,6 +49,7 @@ use tracing::{debug, error, info, warn};
 
 use command::{CommandSocket, Request, State, Summary};
 use scripts::{Notifier, Notify};
+use status::{DaemonState, StatusBoard};
 
 /// What the loop needs of the configuration (taken from bbackupd.conf by the
 /// [`Runner`]; tests make their own).
@@ -69,6 +71,10 @@ pub struct Settings {
     pub pid_file: Option<PathBuf>,
     pub data_directory: PathBuf,
     pub store_object_info_file: Option<PathBuf>,
+    /// Ours: where the status goes (`StatusFile`; none: not written).
+    pub status_file: Option<PathBuf>,
+    /// Ours: `MetricsListenAddress` (daemon mode only).
+    pub metrics_listen_address: Option<std::net::SocketAddr>,
 }
 
 /// 0.13's `BackupErrorDelay` default [C]: after a failed run at 00:06:39 it
@@ -91,6 +97,8 @@ pub struct RunReport {
     pub read_errors: u64,
     /// The store refused an upload for lack of space.
     pub store_full: bool,
+    /// Files seen changed but held back (MinimumFileAge / MaxUploadWait).
+    pub pending_files: u64,
 }
 
 /// Why a run did not complete.
@@ -117,6 +125,9 @@ pub trait Runner {
     /// Connects, syncs every location, saves the sync state, disconnects.
     /// `max_rate` (bytes/s) overrides MaxUploadRate for this run.
     fn sync(&mut self, max_rate: Option<u64>, stop: &AtomicBool) -> Result<RunReport, RunError>;
+    /// Where to count a run's progress as it goes (for the status file);
+    /// runners that cannot tell ignore it.
+    fn watch(&mut self, _progress: Arc<status::RunProgress>) {}
 }
 
 /// See the module header.
@@ -128,6 +139,7 @@ pub struct Daemon<R: Runner> {
     tx: Sender<Request>,
     stop: Arc<AtomicBool>,
     notifier: Notifier,
+    status: Arc<StatusBoard>,
 }
 
 impl<R: Runner> std::fmt::Debug for Daemon<R> {
@@ -177,6 +189,17 @@ fn touch(dir: &Path, name: &str) {
     }
 }
 
+/// `at` on the wall clock, in Unix seconds (for the status).
+fn wall(at: Instant) -> f64 {
+    let now = Instant::now();
+    let now_wall = status::unix(std::time::SystemTime::now());
+    if at >= now {
+        now_wall + (at - now).as_secs_f64()
+    } else {
+        now_wall - (now - at).as_secs_f64()
+    }
+}
+
 /// How a wait ended.
 enum Woken {
     Timeout,
@@ -189,10 +212,17 @@ enum Woken {
 
 impl<R: Runner> Daemon<R> {
     /// A daemon over `runner`; the command socket is opened by [`Daemon::listen`].
-    pub fn new(runner: R) -> Daemon<R> {
+    pub fn new(mut runner: R) -> Daemon<R> {
         let (tx, requests) = mpsc::channel();
+        let settings = runner.settings();
+        let status = Arc::new(StatusBoard::new(
+            settings.status_file.clone(),
+            settings.automatic_backup,
+        ));
+        runner.watch(status.progress());
         Daemon {
-            settings: runner.settings(),
+            settings,
+            status,
             runner,
             socket: None,
             requests,
@@ -214,6 +244,11 @@ impl<R: Runner> Daemon<R> {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The status (file, metrics) this daemon keeps.
+    pub fn status(&self) -> Arc<StatusBoard> {
+        self.status.clone()
     }
 
     /// Opens the CommandSocket if one is configured.
@@ -267,6 +302,8 @@ impl<R: Runner> Daemon<R> {
                 self.settings = Settings {
                     command_socket: self.settings.command_socket.clone(),
                     pid_file: self.settings.pid_file.clone(),
+                    status_file: self.settings.status_file.clone(),
+                    metrics_listen_address: self.settings.metrics_listen_address,
                     ..new
                 };
                 if let Some(c) = &self.socket {
@@ -323,6 +360,15 @@ impl<R: Runner> Daemon<R> {
                 debug!("No automatic backups, waiting for bbackupctl snapshot command");
                 delay = MAX_SLEEP;
             }
+            self.status.between_runs(
+                if retry_after_error {
+                    DaemonState::Error
+                } else {
+                    DaemonState::Idle
+                },
+                (retry_after_error || auto).then(|| wall(next_sync)),
+                auto,
+            );
             let mut asked: Option<bool> = None;
             if !delay.is_zero() {
                 match self.wait(delay.min(MAX_SLEEP), &mut reload) {
@@ -357,6 +403,8 @@ impl<R: Runner> Daemon<R> {
                 );
                 if let Some(w) = a.wait {
                     next_sync = Instant::now() + w;
+                    self.status
+                        .between_runs(DaemonState::Waiting, Some(wall(next_sync)), auto);
                     info!(
                         "Impending backup stopped by SyncAllowScript, next attempt in {} seconds",
                         w.as_secs()
@@ -381,6 +429,7 @@ impl<R: Runner> Daemon<R> {
                 }
             }
         }
+        self.status.stopped();
         info!("Terminating daemon");
     }
 
@@ -402,7 +451,23 @@ impl<R: Runner> Daemon<R> {
                 Err(e) => warn!("Failed to delete StoreObjectInfoFile {}: {e}", f.display()),
             }
         }
-        let r = self.runner.sync(max_rate, &self.stop);
+        self.status.run_started();
+        let (done, ticks) = mpsc::channel::<()>();
+        let board = self.status.clone();
+        let r = std::thread::scope(|s| {
+            // The file follows the run's progress; the ticker ends with it.
+            s.spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) =
+                    ticks.recv_timeout(status::PROGRESS_INTERVAL)
+                {
+                    board.write();
+                }
+            });
+            let r = self.runner.sync(max_rate, &self.stop);
+            drop(done);
+            r
+        });
+        self.status.run_finished(&r);
         let report = r.as_ref().cloned().unwrap_or_default();
         let end_state = match &r {
             Ok(rep) => {
@@ -530,6 +595,10 @@ pub fn serve<R: Runner>(runner: R) -> std::io::Result<()> {
         None => None,
     };
     d.listen()?;
+    let metrics = match d.settings.metrics_listen_address {
+        Some(addr) => Some(serve_metrics(addr, &d)?),
+        None => None,
+    };
     let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT])?;
     let handle = signals.handle();
     let (tx, stop) = (d.requests(), d.stop_flag());
@@ -547,10 +616,43 @@ pub fn serve<R: Runner>(runner: R) -> std::io::Result<()> {
     d.run();
     handle.close();
     let _ = signal_thread.join();
+    if let Some(t) = metrics {
+        let _ = t.join();
+    }
     // The socket goes before the PidFile: whoever waits for the PidFile to go
     // finds nothing left behind.
     drop(d);
     Ok(())
+}
+
+/// Binds `addr` and serves the daemon's status as Prometheus text on it
+/// until the daemon stops. A non-loopback address is allowed (it can only be
+/// an IP literal, so it was meant) but warned about: there is no
+/// authentication.
+pub fn serve_metrics<R: Runner>(
+    addr: std::net::SocketAddr,
+    d: &Daemon<R>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    if !addr.ip().is_loopback() {
+        warn!(
+            "MetricsListenAddress {addr} is not a loopback address: anyone who can reach it can \
+             read the backup status without authentication"
+        );
+    }
+    let l = std::net::TcpListener::bind(addr)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("MetricsListenAddress {addr}: {e}")))?;
+    info!("Serving metrics on http://{addr}/metrics");
+    let (board, stop) = (d.status(), d.stop_flag());
+    std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || {
+            bb_proto::metrics::serve(
+                l,
+                bb_proto::metrics::ServeLimits::default(),
+                move || stop.load(Ordering::SeqCst),
+                move || board.render_metrics(),
+            )
+        })
 }
 
 /// `bbackupd --once`: one run in the foreground (no SyncAllowScript: asking
@@ -566,6 +668,7 @@ pub fn once<R: Runner>(runner: R) -> u8 {
         }
     }
     let r = d.run_once(None);
+    d.status.stopped();
     if let Err(e) = &r {
         eprintln!("bbackupd: {e}");
     }

@@ -7,6 +7,7 @@
 //! caller (and again at every reload, through the `load` function).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use bb_format::Keys;
@@ -14,6 +15,7 @@ use bb_remote::{Session, StoreWrite};
 use tracing::{debug, info, warn};
 
 use super::extlog::Logged;
+use super::status::RunProgress;
 use super::{RunError, RunReport, Runner, Settings};
 use crate::sync::{self, Event, Events, SyncError, SyncOptions, SyncState};
 
@@ -38,6 +40,7 @@ type Loader = Box<dyn Fn(&Path) -> Result<Setup, String> + Send>;
 pub struct SyncRunner {
     setup: Setup,
     load: Loader,
+    progress: Option<Arc<RunProgress>>,
 }
 
 impl std::fmt::Debug for SyncRunner {
@@ -58,6 +61,7 @@ impl SyncRunner {
         Ok(SyncRunner {
             setup,
             load: Box::new(load),
+            progress: None,
         })
     }
 
@@ -70,6 +74,8 @@ impl SyncRunner {
 /// the daemon reports.
 #[derive(Debug, Default)]
 struct Logger {
+    /// The status file's live counts.
+    progress: Option<Arc<RunProgress>>,
     log_all: bool,
     read_errors: u64,
     store_full: bool,
@@ -77,6 +83,9 @@ struct Logger {
 
 impl Events for Logger {
     fn event(&mut self, e: Event) {
+        if let Some(p) = &self.progress {
+            p.count(&e);
+        }
         let all = self.log_all;
         match e {
             Event::ReadError { path, error } => {
@@ -194,6 +203,7 @@ impl Runner for SyncRunner {
         let mut session =
             Session::open(setup.remote.clone()).map_err(|e| RunError::Failed(e.to_string()))?;
         let mut events = Logger {
+            progress: self.progress.clone(),
             log_all: setup.log_all_file_access,
             ..Logger::default()
         };
@@ -232,7 +242,12 @@ impl Runner for SyncRunner {
             moved: rep.moved,
             read_errors: rep.errors.max(events.read_errors),
             store_full: rep.store_full || events.store_full,
+            pending_files: state.pending.len() as u64,
         })
+    }
+
+    fn watch(&mut self, progress: Arc<RunProgress>) {
+        self.progress = Some(progress);
     }
 }
 

@@ -34,6 +34,8 @@ pub fn from_config(c: &BackupdConfig, path: &Path) -> Result<Setup, String> {
             pid_file: c.pid_file.clone(),
             data_directory: c.data_directory.clone(),
             store_object_info_file: c.store_object_info_file.clone(),
+            status_file: Some(c.status_file_path()),
+            metrics_listen_address: c.metrics_listen_address,
         },
         remote,
         keys,

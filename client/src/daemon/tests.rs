@@ -59,6 +59,8 @@ fn settings(dir: &Path, auto: bool) -> Settings {
         pid_file: None,
         data_directory: dir.to_path_buf(),
         store_object_info_file: None,
+        status_file: Some(dir.join("status.json")),
+        metrics_listen_address: None,
     }
 }
 

@@ -84,6 +84,9 @@ pub struct ServerConfig {
     pub operation_timeout: Duration,
     /// Ours: on SIGTERM, how long sessions may take to finish their command.
     pub shutdown_grace: Duration,
+    /// Ours: `Server.MetricsListenAddress`, where Prometheus metrics are
+    /// served (an IP literal and port); none = no metrics listener.
+    pub metrics_listen_address: Option<SocketAddr>,
 }
 
 struct Reader<'a> {
@@ -167,6 +170,12 @@ impl Reader<'_> {
         }
     }
 
+    /// `MetricsListenAddress`: see [`bb_proto::metrics::parse_listen_address`].
+    fn metrics_at(&self, value: &str, line: usize) -> Result<SocketAddr, ConfigError> {
+        bb_proto::metrics::parse_listen_address(value)
+            .map_err(|m| self.bad(line, format!("MetricsListenAddress: {m}")))
+    }
+
     /// `inet:host[:port][,inet:host[:port]...]`.
     fn listen(&self, k: &Key) -> Result<Vec<(String, u16)>, ConfigError> {
         self.listen_at(&k.value, k.line)
@@ -226,6 +235,7 @@ const SERVER_KEYS: &[&str] = &[
     "SSLSecurityLevel",
     // Ours:
     "CRLFile",
+    "MetricsListenAddress",
 ];
 
 /// The TOML form: 0.13's key names, typed. Field names are the keys themselves so
@@ -256,6 +266,7 @@ struct TomlServer {
     TrustedCAsFile: Option<Spanned<String>>,
     SSLSecurityLevel: Option<i64>,
     CRLFile: Option<Spanned<String>>,
+    MetricsListenAddress: Option<Spanned<String>>,
 }
 
 /// The 1-based line of byte `pos` of `text`.
@@ -311,6 +322,10 @@ impl ServerConfig {
             idle_timeout: r.seconds(root.key("IdleTimeout"), 900)?,
             operation_timeout: r.seconds(root.key("OperationTimeout"), 900)?,
             shutdown_grace: r.seconds(root.key("ShutdownGracePeriod"), 30)?,
+            metrics_listen_address: server
+                .key("MetricsListenAddress")
+                .map(|k| r.metrics_at(&k.value, k.line))
+                .transpose()?,
         })
     }
 
@@ -378,6 +393,11 @@ impl ServerConfig {
             idle_timeout: seconds("IdleTimeout", &root.IdleTimeout, 900)?,
             operation_timeout: seconds("OperationTimeout", &root.OperationTimeout, 900)?,
             shutdown_grace: seconds("ShutdownGracePeriod", &root.ShutdownGracePeriod, 30)?,
+            metrics_listen_address: server
+                .MetricsListenAddress
+                .as_ref()
+                .map(|v| r.metrics_at(v.get_ref(), line(v.span())))
+                .transpose()?,
         })
     }
 
@@ -523,7 +543,8 @@ SSLSecurityLevel = 2
             )
             .replace(
                 "\tSSLSecurityLevel = 2\n",
-                "\tSSLSecurityLevel = 1\n\tUser = bbs\n\tCRLFile = /c/crl.pem\n",
+                "\tSSLSecurityLevel = 1\n\tUser = bbs\n\tCRLFile = /c/crl.pem\n\
+                 \tMetricsListenAddress = 127.0.0.1:9180\n",
             );
         let all_toml = FIXTURE_TOML
             .replace(
@@ -533,13 +554,28 @@ SSLSecurityLevel = 2
             )
             .replace(
                 "SSLSecurityLevel = 2\n",
-                "SSLSecurityLevel = 1\nUser = \"bbs\"\nCRLFile = \"/c/crl.pem\"\n",
+                "SSLSecurityLevel = 1\nUser = \"bbs\"\nCRLFile = \"/c/crl.pem\"\n\
+                 MetricsListenAddress = \"127.0.0.1:9180\"\n",
             );
         let a = ServerConfig::parse(&all, "a").unwrap();
         assert_eq!(ServerConfig::parse_toml(&all_toml, "a").unwrap(), a);
         assert!(a.extended_logging);
         assert_eq!(a.shutdown_grace, Duration::ZERO);
         assert_eq!(a.crl_file, Some(PathBuf::from("/c/crl.pem")));
+        assert_eq!(
+            a.metrics_listen_address,
+            Some("127.0.0.1:9180".parse().unwrap())
+        );
+        assert_eq!(classic.metrics_listen_address, None);
+        let bad = FIXTURE.replace(
+            "\tSSLSecurityLevel = 2\n",
+            "\tSSLSecurityLevel = 2\n\tMetricsListenAddress = localhost:9180\n",
+        );
+        let e = ServerConfig::parse(&bad, "m").unwrap_err().to_string();
+        assert!(
+            e.starts_with("m:13:") && e.contains("MetricsListenAddress"),
+            "{e}"
+        );
 
         // An inline table is a table too.
         let inline = "AccountDatabase = \"/a\"\nServer = { ListenAddresses = \"inet:h\", \

@@ -20,6 +20,7 @@ use tracing::{info, warn};
 
 use super::config::{ConfigError, ServerConfig};
 use super::connection::{self, Counters, End, Handler, IncomingStream, Limits, Response};
+use super::metrics::{ErrorKind, HousekeepResult, ServerMetrics, SessionResult};
 use super::runtime::{SessionCount, Shutdown, accept_loop};
 use crate::accounts::AccountDatabase;
 use crate::session::{Session, StoreContext};
@@ -55,6 +56,8 @@ pub struct Server {
     pub sessions: Arc<SessionCount>,
     /// Protocol bytes in and out over all connections.
     pub counters: Counters,
+    /// What the metrics listener reports (docs/operations.md).
+    pub metrics: Arc<ServerMetrics>,
 }
 
 fn load_parts(c: &ServerConfig) -> Result<(RaidConfig, AccountDatabase, ServerTls), ServerError> {
@@ -81,6 +84,7 @@ impl Server {
             shutdown: Shutdown::new(),
             sessions: Arc::new(SessionCount::default()),
             counters: Counters::default(),
+            metrics: Arc::new(ServerMetrics::default()),
         })
     }
 
@@ -127,6 +131,48 @@ impl Server {
             );
         }
         Ok(out)
+    }
+
+    /// Binds `MetricsListenAddress` if configured. A non-loopback address is
+    /// allowed (the file says so explicitly: only IP literals are accepted)
+    /// but warned about, since the metrics name accounts and have no
+    /// authentication.
+    pub fn bind_metrics(&self) -> Result<Option<TcpListener>, ServerError> {
+        let Some(addr) = self.config().metrics_listen_address else {
+            return Ok(None);
+        };
+        if !addr.ip().is_loopback() {
+            warn!(
+                "MetricsListenAddress {addr} is not a loopback address: anyone who can reach it \
+                 can read the metrics (account numbers and usage) without authentication"
+            );
+        }
+        let l = TcpListener::bind(addr).map_err(|source| ServerError::Listen { addr, source })?;
+        Ok(Some(l))
+    }
+
+    /// Serves the metrics on `listener` in a thread of its own until
+    /// shutdown. Whatever happens there (bad requests, slow clients, a bug
+    /// while rendering) stays there: sessions never wait for it.
+    pub fn serve_metrics(
+        self: &Arc<Self>,
+        listener: TcpListener,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        if let Ok(a) = listener.local_addr() {
+            info!("serving metrics on http://{a}/metrics");
+        }
+        let me = self.clone();
+        std::thread::Builder::new()
+            .name("metrics".into())
+            .spawn(move || {
+                let (render, stop) = (me.clone(), me.shutdown.clone());
+                bb_proto::metrics::serve(
+                    listener,
+                    bb_proto::metrics::ServeLimits::default(),
+                    move || stop.is_triggered(),
+                    move || super::metrics::render(&render),
+                )
+            })
     }
 
     /// Serves until [`Shutdown::trigger`], then waits for sessions to finish
@@ -184,11 +230,13 @@ impl Server {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        let started = Instant::now();
         for (account, set) in accounts {
             if self.shutdown.is_triggered() {
                 return;
             }
             let Ok(discs) = raid.set(set) else {
+                self.metrics.housekept(HousekeepResult::Failed);
                 warn!(
                     account = format_args!("{account:08x}"),
                     "housekeeping: no disc set {set}"
@@ -198,7 +246,15 @@ impl Server {
             let flag = self.store.housekeeping.flag(account);
             let store = Box::new(crate::objects::RaidObjects::new(discs.clone(), account));
             let mut log = crate::report::TracingReporter;
-            match crate::housekeep::housekeep(store, &flag, &mut log) {
+            use crate::housekeep::Housekept;
+            let r = crate::housekeep::housekeep(store, &flag, &mut log);
+            self.metrics.housekept(match &r {
+                Ok(Housekept::Finished(_)) => HousekeepResult::Finished,
+                Ok(Housekept::Interrupted(_)) => HousekeepResult::Interrupted,
+                Ok(Housekept::Busy) => HousekeepResult::Busy,
+                Err(_) => HousekeepResult::Failed,
+            });
+            match r {
                 Ok(r) => tracing::debug!(
                     account = format_args!("{account:08x}"),
                     "housekeeping: {r:?}"
@@ -209,6 +265,7 @@ impl Server {
                 ),
             }
         }
+        self.metrics.housekeeping_pass(started.elapsed());
     }
 
     fn run_sessions(self: &Arc<Self>, listeners: Vec<TcpListener>) -> std::io::Result<()> {
@@ -233,6 +290,13 @@ impl Server {
     }
 
     fn serve_connection(&self, stream: TcpStream, peer: SocketAddr) {
+        self.metrics
+            .connections_accepted
+            .fetch_add(1, Ordering::Relaxed);
+        let stream = Counted {
+            sock: stream,
+            metrics: self.metrics.clone(),
+        };
         // 0.13 loses ~40 ms a round trip to Nagle's algorithm.
         let _ = stream.set_nodelay(true);
         let limits = self.limits();
@@ -247,6 +311,7 @@ impl Server {
         let conn = match rustls::ServerConnection::new(tls) {
             Ok(c) => c,
             Err(e) => {
+                self.metrics.error(ErrorKind::Internal);
                 warn!(%peer, "TLS setup: {e}");
                 return;
             }
@@ -257,10 +322,12 @@ impl Server {
         let deadline = Instant::now() + limits.operation;
         while s.conn.is_handshaking() {
             if self.shutdown.is_triggered() {
+                self.metrics.session_ended(SessionResult::Shutdown);
                 return;
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
+                self.metrics.session_ended(SessionResult::TlsTimeout);
                 info!(%peer, "TLS handshake timed out");
                 return;
             }
@@ -273,6 +340,7 @@ impl Server {
                         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                     ) => {}
                 Err(e) => {
+                    self.metrics.session_ended(SessionResult::TlsFailed);
                     info!(%peer, "TLS handshake failed: {}", pki::tls_error_text(&e));
                     return;
                 }
@@ -283,6 +351,8 @@ impl Server {
             Ok(a) => a,
             Err(e) => {
                 // 0.13 closes before its ident.
+                self.metrics
+                    .session_ended(SessionResult::CertificateRefused);
                 info!(%peer, "refused: {e}");
                 return;
             }
@@ -304,6 +374,14 @@ impl Server {
         );
         self.counters.bytes_in.fetch_add(i, Ordering::Relaxed);
         self.counters.bytes_out.fetch_add(o, Ordering::Relaxed);
+        self.metrics.session_ended(match &end {
+            End::Finished => SessionResult::Finished,
+            End::Shutdown => SessionResult::Shutdown,
+            End::Closed => SessionResult::Closed,
+            End::Idle(_) => SessionResult::IdleTimeout,
+            End::Protocol(_) => SessionResult::ProtocolError,
+            End::Io(_) => SessionResult::NetworkError,
+        });
         match &end {
             End::Finished | End::Shutdown | End::Closed => {
                 info!(IN = i, OUT = o, "session ended: {end}")
@@ -345,7 +423,44 @@ impl Handler for Served<'_> {
     }
 }
 
-struct TlsTransport(rustls::StreamOwned<rustls::ServerConnection, TcpStream>);
+/// A client socket that counts the bytes through it for the metrics, as they
+/// pass (so a long upload shows up while it runs, TLS records included).
+struct Counted {
+    sock: TcpStream,
+    metrics: Arc<ServerMetrics>,
+}
+
+impl std::ops::Deref for Counted {
+    type Target = TcpStream;
+    fn deref(&self) -> &TcpStream {
+        &self.sock
+    }
+}
+
+impl std::io::Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.sock.read(buf)?;
+        self.metrics
+            .network_bytes_in
+            .fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl std::io::Write for Counted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.sock.write(buf)?;
+        self.metrics
+            .network_bytes_out
+            .fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.sock.flush()
+    }
+}
+
+struct TlsTransport(rustls::StreamOwned<rustls::ServerConnection, Counted>);
 
 impl std::io::Read for TlsTransport {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -384,6 +499,7 @@ pub fn main(opts: &super::options::Options) -> Result<(), ServerError> {
     let server = Arc::new(Server::load(&opts.config)?);
     info!(config = %opts.config.display(), "starting bbstored {}", env!("CARGO_PKG_VERSION"));
     let listeners = server.bind()?;
+    let metrics = server.bind_metrics()?;
     let config = server.config();
     if let Some(pid) = &config.pid_file {
         std::fs::write(pid, format!("{}\n", std::process::id()))
@@ -408,7 +524,14 @@ pub fn main(opts: &super::options::Options) -> Result<(), ServerError> {
             }
         }
     });
+    let metrics_thread = match metrics {
+        Some(l) => Some(server.serve_metrics(l)?),
+        None => None,
+    };
     let r = server.run(listeners);
+    if let Some(t) = metrics_thread {
+        let _ = t.join();
+    }
     handle.close();
     let _ = signal_thread.join();
     if let Some(pid) = &config.pid_file {

@@ -9,6 +9,7 @@ pub mod config;
 pub mod connection;
 pub mod daemon;
 pub mod logging;
+pub mod metrics;
 pub mod options;
 pub mod runtime;
 
