@@ -41,6 +41,9 @@ pub const DEFAULT_CONFIG: &str = "/etc/boxbackup/bbstored.conf";
 struct ServerConfig {
     raidfile_conf: PathBuf,
     account_database: PathBuf,
+    /// Server.User: 0.13's tool runs as it too, so that what it writes belongs
+    /// to the daemon's user.
+    user: Option<String>,
 }
 
 impl ServerConfig {
@@ -56,9 +59,15 @@ impl ServerConfig {
             .key("AccountDatabase")
             .map(|k| PathBuf::from(&k.value))
             .ok_or_else(|| format!("{file}: the key AccountDatabase is required"))?;
+        let user = root
+            .block("Server")
+            .and_then(|b| b.key("User"))
+            .map(|k| k.value.trim().to_owned())
+            .filter(|u| !u.is_empty());
         Ok(ServerConfig {
             raidfile_conf,
             account_database,
+            user,
         })
     }
 }
@@ -535,6 +544,12 @@ pub fn run(
             return 1;
         }
     };
+    if let Some(user) = &config.user {
+        if let Err(e) = crate::user::switch_to(user) {
+            console.log(Level::Error, &e.to_string());
+            return 1;
+        }
+    }
     let raid = match RaidConfig::load(&config.raidfile_conf) {
         Ok(r) => r,
         Err(e) => {

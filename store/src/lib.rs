@@ -59,6 +59,7 @@ pub mod report;
 pub mod server;
 pub mod session;
 pub mod totals;
+pub mod user;
 pub mod verify;
 
 pub use account::{Account, Mode, ROOT_DIRECTORY_ID};

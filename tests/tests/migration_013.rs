@@ -8,8 +8,8 @@
 //! the `bbstored` user exactly as Debian's boxbackup-server postinst leaves it
 //! (discs' `backup` directories and `etc/bbstored` owned by it, mode 0700), and
 //! bbstored.conf says `User = bbstored`: 0.13's bbstored and bbstoreaccounts
-//! drop to that user themselves, ours is started as that user (as a systemd
-//! unit with `User=bbstored` would), because ours does not change user.
+//! drop to that user themselves, and so do ours, started as root as Debian
+//! starts 0.13's; every store file must still belong to that user afterwards.
 //!
 //! The only edits to what the 0.13 tools wrote are the ones a sandbox needs: a
 //! free port on 127.0.0.1 and a PidFile outside /var/run.
@@ -78,8 +78,6 @@ fn edit(path: &Path, from: &str, to: &str) {
 struct Install {
     _tmp: tempfile::TempDir,
     root: PathBuf,
-    /// The user bbstored runs as (`bbstored` as root, else ourselves).
-    user: String,
     server_conf: PathBuf,
     client_conf: PathBuf,
     data_dir: PathBuf,
@@ -217,7 +215,6 @@ impl Install {
         Install {
             _tmp: tmp,
             root,
-            user,
             server_conf,
             client_conf,
             data_dir,
@@ -260,26 +257,12 @@ impl Install {
         }
     }
 
-    /// One of our server-side binaries, run as the bbstored user.
-    fn ours_as_user(&self, name: &str) -> Command {
-        if is_root() {
-            let mut c = Command::new("setpriv");
-            c.arg(format!("--reuid={}", self.user))
-                .arg(format!("--regid={}", self.user))
-                .arg("--clear-groups")
-                .arg(ours::bin(name));
-            c
-        } else {
-            Command::new(ours::bin(name))
-        }
-    }
-
     fn start_013_server(&self) -> Daemon {
         bb013::start_bbstored(&self.server_conf, self.port, &self.log("bbstored-013.log"))
     }
 
     fn start_our_server(&self) -> Daemon {
-        let mut cmd = self.ours_as_user("bbstored");
+        let mut cmd = Command::new(ours::bin("bbstored"));
         cmd.arg("-F").arg(&self.server_conf);
         let mut d = Daemon::spawn(cmd, "bbstored (ours)", &self.log("bbstored-ours.log"));
         bb013::wait_for_port(self.port, &mut d);
@@ -325,7 +308,7 @@ impl Install {
 
     /// Our `bbstoreaccounts check` (server stopped) finds no error.
     fn check_ours(&self, when: &str) {
-        let mut cmd = self.ours_as_user("bbstoreaccounts");
+        let mut cmd = Command::new(ours::bin("bbstoreaccounts"));
         cmd.arg("-c")
             .arg(&self.server_conf)
             .args(["check", ACCOUNT]);

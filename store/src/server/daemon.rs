@@ -43,6 +43,8 @@ pub enum ServerError {
     },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    User(#[from] crate::user::UserError),
 }
 
 /// The running server's shared state.
@@ -504,6 +506,12 @@ pub fn main(opts: &super::options::Options) -> Result<(), ServerError> {
     if let Some(pid) = &config.pid_file {
         std::fs::write(pid, format!("{}\n", std::process::id()))
             .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", pid.display())))?;
+    }
+    // As 0.13: ports and pid file as root, then the store as `User`. Before any
+    // thread starts, so that the switch covers the whole process.
+    if let Some(user) = &config.user {
+        let who = crate::user::switch_to(user)?;
+        info!("running as user {} (uid {})", who.name, who.uid);
     }
     let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT])?;
     let handle = signals.handle();
