@@ -189,6 +189,8 @@ pub struct Counts {
     /// How much of the work is done, 0..=1, when the caller measures it in
     /// another unit than bytes (e.g. store blocks); else bytes or items.
     pub fraction: Option<f64>,
+    /// Files and bytes sent on (a backup's uploads), shown after the rest.
+    pub sent: Option<(u64, u64)>,
 }
 
 impl Counts {
@@ -223,6 +225,9 @@ pub fn render(c: &Counts, elapsed: Duration) -> String {
         if let Some(f) = c.fraction_done().filter(|f| *f > 0.0 && *f < 1.0) {
             s.push_str(&format!(", {} left", clock(secs * (1.0 - f) / f)));
         }
+    }
+    if let Some((n, b)) = c.sent {
+        s.push_str(&format!("; {n} sent ({})", human(b as f64)));
     }
     s
 }
@@ -349,6 +354,7 @@ mod tests {
             bytes: 2 * 1024 * 1024,
             bytes_total: Some(8 * 1024 * 1024),
             fraction: None,
+            sent: None,
         };
         assert_eq!(
             render(&c, Duration::from_secs(2)),
@@ -368,6 +374,14 @@ mod tests {
         assert_eq!(
             render(&c, Duration::from_secs(1)),
             "Restoring 3 files, 2.0 MiB, 2.0 MiB/s"
+        );
+        let c = Counts {
+            sent: Some((2, 1536)),
+            ..c
+        };
+        assert_eq!(
+            render(&c, Duration::from_millis(1)),
+            "Restoring 3 files, 2.0 MiB; 2 sent (1.5 KiB)"
         );
         assert_eq!(clock(3725.0), "1:02:05");
     }

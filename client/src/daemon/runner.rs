@@ -14,6 +14,7 @@ use bb_remote::{Session, StoreWrite};
 use tracing::{debug, info, warn};
 
 use super::extlog::Logged;
+use super::progress::BackupProgress;
 use super::{RunError, RunReport, Runner, Settings};
 use crate::sync::{self, Event, Events, SyncError, SyncOptions, SyncState};
 
@@ -38,6 +39,8 @@ type Loader = Box<dyn Fn(&Path) -> Result<Setup, String> + Send>;
 pub struct SyncRunner {
     setup: Setup,
     load: Loader,
+    /// The terminal for a progress line (a run by hand), if any.
+    progress: Option<bb_console::Term>,
 }
 
 impl std::fmt::Debug for SyncRunner {
@@ -58,11 +61,17 @@ impl SyncRunner {
         Ok(SyncRunner {
             setup,
             load: Box::new(load),
+            progress: None,
         })
     }
 
     pub fn setup(&self) -> &Setup {
         &self.setup
+    }
+
+    /// Draw each run's progress on `term` (see [`super::progress`]).
+    pub fn set_progress(&mut self, term: Option<bb_console::Term>) {
+        self.progress = term;
     }
 }
 
@@ -73,9 +82,16 @@ struct Logger {
     log_all: bool,
     read_errors: u64,
     store_full: bool,
+    progress: Option<BackupProgress>,
 }
 
 impl Events for Logger {
+    fn progress(&mut self, p: &sync::RunProgress) {
+        if let Some(b) = &mut self.progress {
+            b.show(p);
+        }
+    }
+
     fn event(&mut self, e: Event) {
         let all = self.log_all;
         match e {
@@ -195,6 +211,10 @@ impl Runner for SyncRunner {
             Session::open(setup.remote.clone()).map_err(|e| RunError::Failed(e.to_string()))?;
         let mut events = Logger {
             log_all: setup.log_all_file_access,
+            progress: self
+                .progress
+                .clone()
+                .map(|t| BackupProgress::start(Some(t), &setup.options.locations)),
             ..Logger::default()
         };
         let r = {
@@ -209,6 +229,9 @@ impl Runner for SyncRunner {
             };
             sync::run(store, &setup.keys, &opts, &mut state, &mut events, stop)
         };
+        if let Some(p) = &mut events.progress {
+            p.finish();
+        }
         // The engine leaves the state consistent after any run (its contract);
         // a store that changed is the exception: nothing was learnt from it.
         if !matches!(r, Err(SyncError::StoreChanged { .. }))
