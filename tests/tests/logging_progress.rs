@@ -221,16 +221,17 @@ fn bbackupd_once_logs_to_journald_and_shows_progress_on_a_terminal_only() {
     let first_run = |n: &str, quiet: &str| {
         let store = StoreDir::create(&tmp.path().join(format!("store-{n}")), free_port(), false);
         store.create_account(ACCOUNT, 100_000, 120_000);
-        let _server = OurServer::start(&store.conf);
+        let server = OurServer::start(&store.conf);
         let c = Client013::new(&tmp.path().join(format!("client-{n}")), store.port, &src);
         with_root_keys(&c.conf, "MaxUploadRate = 1000\n");
-        on_a_terminal(&format!(
+        let shown = on_a_terminal(&format!(
             "{} {quiet} --once {}",
             bin("bbackupd").display(),
             c.conf.display()
-        ))
+        ));
+        (shown, server, c)
     };
-    let shown = first_run("tty", "");
+    let (shown, _server, c) = first_run("tty", "");
     assert!(shown.contains("\rBacking up "), "{shown:?}");
     assert!(shown.contains("/s"), "{shown:?}");
     assert!(shown.contains(" left"), "{shown:?}");
@@ -238,6 +239,30 @@ fn bbackupd_once_logs_to_journald_and_shows_progress_on_a_terminal_only() {
     // Wiped at the end: the last thing on the line is the erase.
     assert!(shown.contains("\r\x1b[K"), "{shown:?}");
     // -q: no progress.
-    let shown = first_run("quiet", "-q");
+    let (shown, ..) = first_run("quiet", "-q");
     assert!(!shown.contains("Backing up"), "{shown:?}");
+
+    // bbackupquery compare and restore: on a terminal, not piped, not with -q.
+    let query = |q: &str, cmd: &str| {
+        format!(
+            "{} {q} -c {} '{cmd}' quit",
+            bin("bbackupquery").display(),
+            c.conf.display()
+        )
+    };
+    let shown = on_a_terminal(&query("", "compare -a"));
+    assert!(shown.contains("\rComparing "), "{shown:?}");
+    assert!(shown.ends_with("\r\x1b[K"), "{shown:?}");
+    let shown = on_a_terminal(&query("-q", "compare -a"));
+    assert!(!shown.contains("Comparing "), "{shown:?}");
+    let piped = Command::new("sh")
+        .args(["-c", &query("", "compare -a")])
+        .output()
+        .unwrap();
+    let all = [piped.stdout.clone(), piped.stderr.clone()].concat();
+    assert!(!String::from_utf8_lossy(&all).contains('\r'), "{piped:?}");
+    let target = tmp.path().join("restored");
+    let shown = on_a_terminal(&query("", &format!("restore source {}", target.display())));
+    assert!(shown.contains("\rRestoring "), "{shown:?}");
+    assert!(target.join("f7").exists(), "{shown:?}");
 }
