@@ -323,6 +323,9 @@ impl CompareEvent {
 /// Receives every event as it happens (the shell prints them at once).
 pub trait CompareSink {
     fn event(&mut self, e: CompareEvent);
+    /// After each file: files compared and their local bytes so far (for a
+    /// progress line; most sinks ignore it).
+    fn progress(&mut self, _files: u64, _bytes: u64) {}
 }
 
 impl CompareSink for Vec<CompareEvent> {
@@ -390,6 +393,7 @@ pub fn compare_location(
         opts,
         out,
         report: CompareReport::default(),
+        bytes_seen: 0,
     };
     c.dir(store_dir, local, &opts.store_path)?;
     Ok(c.report)
@@ -460,6 +464,8 @@ struct Comparer<'a> {
     opts: &'a CompareOptions,
     out: &'a mut dyn CompareSink,
     report: CompareReport,
+    /// Local bytes of the files compared, for [`CompareSink::progress`].
+    bytes_seen: u64,
 }
 
 /// The result of checking one file's contents.
@@ -713,6 +719,8 @@ impl Comparer<'_> {
         md: &Metadata,
     ) {
         self.report.files += 1;
+        self.bytes_seen += md.len();
+        self.out.progress(self.report.files, self.bytes_seen);
         let r = match self.opts.mode {
             CompareMode::Full => self.file_full(dir, e, local, kind),
             CompareMode::Quick | CompareMode::Md5 => self.file_index(dir, e, leaf, local, kind, md),

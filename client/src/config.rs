@@ -148,6 +148,11 @@ pub struct BackupdConfig {
     pub log_file: Option<PathBuf>,
     pub log_file_level: Option<String>,
     pub log_file_overwrite: bool,
+    /// Ours: `LogTo`, where the daemon's log goes; `None`: the console in the
+    /// foreground, syslog when detached (0.13's destinations).
+    pub log_to: Option<Vec<bb_console::Destination>>,
+    /// Ours: `SyslogFacility` (default daemon, what 0.13 uses).
+    pub syslog_facility: bb_console::Facility,
     pub delete_redundant_locations_after: Duration,
     /// Ours: `StatusFile`, the machine-readable status bbackupd keeps
     /// (default: [`STATUS_FILE`] in DataDirectory; see
@@ -180,6 +185,8 @@ const ROOT_KEYS: &[&str] = &[
     "LogFile",
     "LogFileLevel",
     "LogFileOverwrite",
+    "LogTo",
+    "SyslogFacility",
     "CommandSocket",
     "KeepAliveTime",
     "StoreObjectInfoFile",
@@ -532,6 +539,19 @@ impl Reader<'_> {
             log_file: opt_path("LogFile")?,
             log_file_level: opt_text("LogFileLevel")?,
             log_file_overwrite: flag("LogFileOverwrite", false)?,
+            log_to: get("LogTo")
+                .map(|v| {
+                    bb_console::parse_destinations(self.text("LogTo", v)?)
+                        .map_err(|e| self.bad(v.line, format!("LogTo: {e}")))
+                })
+                .transpose()?,
+            syslog_facility: get("SyslogFacility")
+                .map(|v| {
+                    bb_console::Facility::by_name(self.text("SyslogFacility", v)?)
+                        .map_err(|e| self.bad(v.line, format!("SyslogFacility: {e}")))
+                })
+                .transpose()?
+                .unwrap_or_default(),
             delete_redundant_locations_after: secs("DeleteRedundantLocationsAfter", 172_800)?,
             status_file: opt_path("StatusFile")?,
             metrics_listen_address: match get("MetricsListenAddress") {
@@ -753,7 +773,7 @@ toml_root! {
         StorePort, AccountNumber, SSLSecurityLevel, ConnectTimeout, OperationTimeout],
     bools: [AutomaticBackup, ExtendedLogging, LogAllFileAccess, LogFileOverwrite, NotifyAlways,
         TcpNice],
-    strings: [SyncAllowScript, ExtendedLogFile, LogFile, LogFileLevel, CommandSocket,
+    strings: [SyncAllowScript, ExtendedLogFile, LogFile, LogFileLevel, LogTo, SyslogFacility, CommandSocket,
         StoreObjectInfoFile, NotifyScript, KeysFile, DataDirectory, StoreHostname,
         CertificateFile, PrivateKeyFile, TrustedCAsFile, StatusFile, MetricsListenAddress]
 }
@@ -1461,6 +1481,29 @@ Path = "/etc"
     }
 
     #[test]
+    fn log_destinations() {
+        let c = BackupdConfig::parse(&minimal("", ""), "m.conf").unwrap();
+        assert_eq!(c.log_to, None);
+        assert_eq!(c.syslog_facility, bb_console::Facility::DAEMON);
+        let c = BackupdConfig::parse(
+            &minimal("LogTo = syslog, stderr\nSyslogFacility = local5\n", ""),
+            "m.conf",
+        )
+        .unwrap();
+        use bb_console::Destination::*;
+        assert_eq!(c.log_to, Some(vec![Syslog, Console]));
+        assert_eq!(c.syslog_facility.code(), 21);
+        let e = BackupdConfig::parse(&minimal("LogTo = printer\n", ""), "m.conf").unwrap_err();
+        assert!(e.to_string().contains("LogTo"), "{e}");
+        let t = format!(
+            "{}LogTo = \"journald\"\n[Server]\n[BackupLocations.a]\nPath = \"/a\"\n",
+            minimal_toml()
+        );
+        let c = BackupdConfig::parse_toml(&t, "m.toml").unwrap();
+        assert_eq!(c.log_to, Some(vec![Journald]));
+    }
+
+    #[test]
     fn every_known_key_is_typed_in_toml_too() {
         // The TOML struct and ROOT_KEYS must list the same keys: a key missing
         // from the struct would be refused as unknown.
@@ -1481,6 +1524,8 @@ Path = "/etc"
                 "ExtendedLogFile",
                 "LogFile",
                 "LogFileLevel",
+                "LogTo",
+                "SyslogFacility",
                 "CommandSocket",
                 "StoreObjectInfoFile",
                 "NotifyScript",

@@ -54,7 +54,6 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, mpsc};
-use std::time::{Duration, Instant};
 
 use bb_format::Keys;
 use bb_format::attributes::UnixAttributes;
@@ -659,13 +658,11 @@ fn restore_file(
     })
 }
 
-/// The progress line on stderr: files, bytes, rate, time left. The time left
-/// is estimated from the store sizes of the files done and to do (the clear
-/// sizes are not known before the files arrive).
+/// The progress line (bb-console's): files, bytes, rate, time left. The time
+/// left is estimated from the store sizes of the files done and to do (the
+/// clear sizes are not known before the files arrive).
 struct Progress {
-    on: bool,
-    start: Instant,
-    last: Instant,
+    line: bb_console::Progress,
     files_total: u64,
     blocks_total: u64,
     files: u64,
@@ -675,11 +672,10 @@ struct Progress {
 
 impl Progress {
     fn new(on: bool, plan: &Plan) -> Progress {
-        let now = Instant::now();
         Progress {
-            on,
-            start: now,
-            last: now,
+            line: bb_console::Progress::new(
+                on.then(|| bb_console::Term::new(Box::new(io::stderr()))),
+            ),
             files_total: plan.files.len() as u64,
             blocks_total: plan.files.iter().map(|f| f.blocks).sum(),
             files: 0,
@@ -692,63 +688,24 @@ impl Progress {
         self.files += 1;
         self.blocks += blocks;
         self.bytes += bytes;
-        if self.on && self.last.elapsed() >= Duration::from_millis(250) {
-            self.last = Instant::now();
-            self.draw();
+        if self.line.is_on() {
+            let fraction =
+                (self.blocks_total > 0).then(|| self.blocks as f64 / self.blocks_total as f64);
+            self.line.update(&bb_console::Counts {
+                verb: "Restoring",
+                noun: "files",
+                items: self.files,
+                items_total: Some(self.files_total),
+                bytes: self.bytes,
+                bytes_total: None,
+                fraction,
+                sent: None,
+            });
         }
     }
 
-    fn draw(&self) {
-        let secs = self.start.elapsed().as_secs_f64().max(0.001);
-        let rate = self.bytes as f64 / secs;
-        let left = if self.blocks > 0 && self.blocks_total > self.blocks {
-            let per_block = secs / self.blocks as f64;
-            format!(
-                ", {} left",
-                clock((self.blocks_total - self.blocks) as f64 * per_block)
-            )
-        } else {
-            String::new()
-        };
-        eprint!(
-            "\r{}/{} files, {}, {}/s{}\x1b[K",
-            self.files,
-            self.files_total,
-            human(self.bytes as f64),
-            human(rate),
-            left
-        );
-    }
-
-    fn finish(&self) {
-        if self.on {
-            self.draw();
-            eprintln!();
-        }
-    }
-}
-
-fn human(b: f64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{v:.0} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
-fn clock(secs: f64) -> String {
-    let s = secs.round() as u64;
-    if s >= 3600 {
-        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-    } else {
-        format!("{}:{:02}", s / 60, s % 60)
+    fn finish(&mut self) {
+        self.line.finish();
     }
 }
 

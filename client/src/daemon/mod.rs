@@ -34,6 +34,7 @@ pub mod command;
 pub mod extlog;
 pub mod logging;
 pub mod options;
+pub mod progress;
 pub mod runner;
 pub mod scripts;
 pub mod setup;
@@ -549,7 +550,10 @@ pub fn detach(keep_console: bool) -> std::io::Result<()> {
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     args.insert(0, "-F".into());
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(&args).stdin(Stdio::null()).process_group(0);
+    cmd.args(&args)
+        .env(logging::DETACHED_ENV, "1")
+        .stdin(Stdio::null())
+        .process_group(0);
     if !keep_console {
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
     }

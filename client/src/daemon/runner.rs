@@ -15,7 +15,8 @@ use bb_remote::{Session, StoreWrite};
 use tracing::{debug, info, warn};
 
 use super::extlog::Logged;
-use super::status::RunProgress;
+use super::progress::BackupProgress;
+use super::status::RunProgress as StatusCounts;
 use super::{RunError, RunReport, Runner, Settings};
 use crate::sync::{self, Event, Events, SyncError, SyncOptions, SyncState};
 
@@ -40,7 +41,10 @@ type Loader = Box<dyn Fn(&Path) -> Result<Setup, String> + Send>;
 pub struct SyncRunner {
     setup: Setup,
     load: Loader,
-    progress: Option<Arc<RunProgress>>,
+    /// The status file's live counts, when the daemon watches runs.
+    status: Option<Arc<StatusCounts>>,
+    /// The terminal for a progress line (a run by hand), if any.
+    progress: Option<bb_console::Term>,
 }
 
 impl std::fmt::Debug for SyncRunner {
@@ -61,12 +65,18 @@ impl SyncRunner {
         Ok(SyncRunner {
             setup,
             load: Box::new(load),
+            status: None,
             progress: None,
         })
     }
 
     pub fn setup(&self) -> &Setup {
         &self.setup
+    }
+
+    /// Draw each run's progress on `term` (see [`super::progress`]).
+    pub fn set_progress(&mut self, term: Option<bb_console::Term>) {
+        self.progress = term;
     }
 }
 
@@ -75,15 +85,22 @@ impl SyncRunner {
 #[derive(Debug, Default)]
 struct Logger {
     /// The status file's live counts.
-    progress: Option<Arc<RunProgress>>,
+    status: Option<Arc<StatusCounts>>,
     log_all: bool,
     read_errors: u64,
     store_full: bool,
+    progress: Option<BackupProgress>,
 }
 
 impl Events for Logger {
+    fn progress(&mut self, p: &sync::RunProgress) {
+        if let Some(b) = &mut self.progress {
+            b.show(p);
+        }
+    }
+
     fn event(&mut self, e: Event) {
-        if let Some(p) = &self.progress {
+        if let Some(p) = &self.status {
             p.count(&e);
         }
         let all = self.log_all;
@@ -203,8 +220,12 @@ impl Runner for SyncRunner {
         let mut session =
             Session::open(setup.remote.clone()).map_err(|e| RunError::Failed(e.to_string()))?;
         let mut events = Logger {
-            progress: self.progress.clone(),
+            status: self.status.clone(),
             log_all: setup.log_all_file_access,
+            progress: self
+                .progress
+                .clone()
+                .map(|t| BackupProgress::start(Some(t), &setup.options.locations)),
             ..Logger::default()
         };
         let r = {
@@ -219,6 +240,9 @@ impl Runner for SyncRunner {
             };
             sync::run(store, &setup.keys, &opts, &mut state, &mut events, stop)
         };
+        if let Some(p) = &mut events.progress {
+            p.finish();
+        }
         // The engine leaves the state consistent after any run (its contract);
         // a store that changed is the exception: nothing was learnt from it.
         if !matches!(r, Err(SyncError::StoreChanged { .. }))
@@ -246,8 +270,8 @@ impl Runner for SyncRunner {
         })
     }
 
-    fn watch(&mut self, progress: Arc<RunProgress>) {
-        self.progress = Some(progress);
+    fn watch(&mut self, status: Arc<StatusCounts>) {
+        self.status = Some(status);
     }
 }
 

@@ -259,7 +259,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return e.exit;
         }
     };
-    let mut console = Console::new(super::console::stdout(), o.level).with_style(o.style.clone());
+    // Long commands (compare, restore) show progress on a terminal, unless -q.
+    let mut console = Console::new(super::console::stdout(), o.level)
+        .with_style(o.style.clone())
+        .with_progress(bb_console::Term::for_progress(o.level < Level::Notice));
     if let (Some(f), Some(l)) = (open_log(&o), o.log_file_level) {
         console = console.with_file(f, l);
     }

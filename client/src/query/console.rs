@@ -107,6 +107,10 @@ pub struct Console {
     level: Level,
     style: ConsoleStyle,
     file: Option<(File, Level)>,
+    /// The terminal for progress lines (stderr on a terminal, not -q).
+    term: Option<bb_console::Term>,
+    /// The progress line being shown, if any.
+    line: Option<bb_console::Progress>,
 }
 
 impl std::fmt::Debug for Console {
@@ -125,7 +129,35 @@ impl Console {
             level,
             style: ConsoleStyle::default(),
             file: None,
+            term: None,
+            line: None,
         }
+    }
+
+    /// Draw progress lines on `term` (see [`Console::progress`]).
+    pub fn with_progress(mut self, term: Option<bb_console::Term>) -> Console {
+        self.term = term;
+        self
+    }
+
+    /// Whether long commands should show their progress.
+    pub fn progress_on(&self) -> bool {
+        self.term.is_some()
+    }
+
+    /// Shows `c` on the progress line (nothing without a terminal).
+    pub fn progress(&mut self, c: &bb_console::Counts) {
+        let Some(term) = &self.term else { return };
+        // What is buffered for stdout goes out before the line is drawn.
+        let _ = self.out.flush();
+        self.line
+            .get_or_insert_with(|| bb_console::Progress::new(Some(term.clone())))
+            .update(c);
+    }
+
+    /// Wipes the progress line.
+    pub fn progress_done(&mut self) {
+        self.line = None;
     }
 
     pub fn with_style(mut self, style: ConsoleStyle) -> Console {
@@ -146,7 +178,18 @@ impl Console {
     /// Command output (0.13's printf / cout), whatever the level. Write errors
     /// (a closed pipe) are ignored, as printf ignores them.
     pub fn print(&mut self, bytes: &[u8]) {
-        let _ = self.out.write_all(bytes);
+        match (&self.line, &self.term) {
+            (Some(_), Some(term)) => {
+                let out = &mut self.out;
+                term.suspend(|| {
+                    let _ = out.write_all(bytes);
+                    let _ = out.flush();
+                });
+            }
+            _ => {
+                let _ = self.out.write_all(bytes);
+            }
+        }
     }
 
     pub fn flush(&mut self) {

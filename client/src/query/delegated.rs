@@ -47,6 +47,16 @@ impl CompareSink for Sink<'_> {
             self.0.log(level(l), &text);
         }
     }
+
+    fn progress(&mut self, files: u64, bytes: u64) {
+        self.0.progress(&bb_console::Counts {
+            verb: "Comparing",
+            noun: "files",
+            items: files,
+            bytes,
+            ..bb_console::Counts::default()
+        });
+    }
 }
 
 /// A local path argument: as typed while the shell's local directory is
@@ -214,6 +224,7 @@ pub fn compare(ctx: &mut QueryContext, args: &[Vec<u8>], o: &Opts) {
         );
         return;
     }
+    ctx.console.progress_done();
     let [explained, summary] = total.summary_lines();
     if !o.has('Q') {
         ctx.console.info(explained);
@@ -308,6 +319,7 @@ pub fn restore(ctx: &mut QueryContext, args: &[Vec<u8>], o: &Opts) {
         include_deleted: deleted,
         resume: o.has('r'),
         force: o.has('f'),
+        progress: ctx.console.progress_on(),
         ..RestoreOptions::default()
     };
     ctx.console.flush();

@@ -59,7 +59,7 @@ use tracing::{debug, info, warn};
 
 use super::body::{Metered, file_body};
 use super::state::{InodeMap, STATE_FILE, SyncState};
-use super::{Event, Events, Filter, SyncError, SyncOptions, SyncReport, now_box_time};
+use super::{Event, Events, Filter, RunProgress, SyncError, SyncOptions, SyncReport, now_box_time};
 use crate::localfs::{ctime_of, mtime_of, read_attributes};
 
 const ROOT: i64 = flags::ROOT_DIRECTORY;
@@ -146,6 +146,7 @@ pub(super) fn run(
         newest_seen: None,
         highest_created: 0,
         logged_future: false,
+        bytes_seen: 0,
         locations: opts
             .locations
             .iter()
@@ -340,6 +341,8 @@ struct Engine<'a> {
     newest_seen: Option<(i64, i64)>,
     highest_created: i64,
     logged_future: bool,
+    /// Local bytes of the files seen, for [`Events::progress`].
+    bytes_seen: u64,
     /// Location names (bytes) and local paths, to turn store names into paths.
     locations: Vec<(Vec<u8>, PathBuf)>,
 }
@@ -612,7 +615,14 @@ impl Engine<'_> {
         for f in files {
             self.check_stop()?;
             self.keep_alive()?;
+            self.bytes_seen += f.md.len();
             self.sync_file(loc, path, dir_id, f, &listing, &by_name, &mut left_over)?;
+            self.events.progress(&RunProgress {
+                files_seen: self.report.files_seen,
+                bytes_seen: self.bytes_seen,
+                files_uploaded: self.report.files_uploaded,
+                bytes_uploaded: self.report.bytes_uploaded,
+            });
         }
 
         // Resolve every sub-directory before entering any, so that this

@@ -256,6 +256,20 @@ pub enum Event {
 /// Where events go.
 pub trait Events {
     fn event(&mut self, e: Event);
+    /// After each local file looked at: how far the run is (for a progress
+    /// display; most listeners ignore it).
+    fn progress(&mut self, _p: &RunProgress) {}
+}
+
+/// How far a run is, counted since its start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunProgress {
+    pub files_seen: u64,
+    /// Local sizes of the files seen.
+    pub bytes_seen: u64,
+    pub files_uploaded: u64,
+    /// Encoded bytes sent.
+    pub bytes_uploaded: u64,
 }
 
 impl Events for Vec<Event> {

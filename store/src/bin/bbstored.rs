@@ -16,7 +16,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    bb_store::server::logging::init(&opts);
+    // The log destinations come from the configuration; a configuration
+    // that does not load is reported by `daemon::main` below.
+    let config = bb_store::server::config::ServerConfig::load(&opts.config).ok();
+    let system = bb_console::SystemLogSetup {
+        destinations: config.as_ref().and_then(|c| c.log_to.clone()),
+        facility: config.map(|c| c.syslog_facility).unwrap_or_default(),
+        ident: "bbstored".into(),
+        ..Default::default()
+    }
+    .with_env_overrides();
+    let detached = std::env::var_os(bb_store::server::logging::DETACHED_ENV).is_some();
+    bb_store::server::logging::init(&opts, &system, detached);
     match bb_store::server::daemon::main(&opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -32,6 +32,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bb_console::{Destination, Facility, parse_destinations};
 use bb_raid::config::{Block, Key, parse, parse_c_int};
 use serde::Deserialize;
 use toml::Spanned;
@@ -64,6 +65,11 @@ pub struct ServerConfig {
     pub raidfile_conf: PathBuf,
     pub account_database: PathBuf,
     pub extended_logging: bool,
+    /// Ours: `LogTo`, where log lines go; `None`: the console in the
+    /// foreground, syslog when detached (0.13's destinations).
+    pub log_to: Option<Vec<Destination>>,
+    /// Ours: `SyslogFacility` (default daemon, 0.13's).
+    pub syslog_facility: Facility,
     pub time_between_housekeeping: Duration,
     pub pid_file: Option<PathBuf>,
     pub user: Option<String>,
@@ -159,6 +165,14 @@ impl Reader<'_> {
     }
 
     /// 0.13's boolean: `yes`/`true`/`1` (any case) or `no`/`false`/`0`.
+    fn log_to(&self, v: &str, line: usize) -> Result<Vec<Destination>, ConfigError> {
+        parse_destinations(v).map_err(|e| self.bad(line, format!("LogTo: {e}")))
+    }
+
+    fn facility(&self, v: &str, line: usize) -> Result<Facility, ConfigError> {
+        Facility::by_name(v).map_err(|e| self.bad(line, format!("SyslogFacility: {e}")))
+    }
+
     fn boolean(&self, k: &Key) -> Result<bool, ConfigError> {
         match k.value.to_ascii_lowercase().as_str() {
             "yes" | "true" | "1" => Ok(true),
@@ -221,6 +235,8 @@ const ROOT_KEYS: &[&str] = &[
     "ExtendedLogging",
     "TimeBetweenHousekeeping",
     // Ours:
+    "LogTo",
+    "SyslogFacility",
     "IdleTimeout",
     "OperationTimeout",
     "ShutdownGracePeriod",
@@ -247,6 +263,8 @@ struct TomlRoot {
     RaidFileConf: Option<Spanned<String>>,
     AccountDatabase: Option<Spanned<String>>,
     ExtendedLogging: Option<bool>,
+    LogTo: Option<Spanned<String>>,
+    SyslogFacility: Option<Spanned<String>>,
     TimeBetweenHousekeeping: Option<Spanned<i64>>,
     IdleTimeout: Option<Spanned<i64>>,
     OperationTimeout: Option<Spanned<i64>>,
@@ -307,6 +325,15 @@ impl ServerConfig {
                 .map(|k| r.boolean(k))
                 .transpose()?
                 .unwrap_or(false),
+            log_to: root
+                .key("LogTo")
+                .map(|k| r.log_to(&k.value, k.line))
+                .transpose()?,
+            syslog_facility: root
+                .key("SyslogFacility")
+                .map(|k| r.facility(&k.value, k.line))
+                .transpose()?
+                .unwrap_or_default(),
             time_between_housekeeping: r.seconds(root.key("TimeBetweenHousekeeping"), 900)?,
             pid_file: opt_path("PidFile")?,
             user: server
@@ -369,6 +396,17 @@ impl ServerConfig {
             },
             account_database: required("AccountDatabase", &root.AccountDatabase, false)?,
             extended_logging: root.ExtendedLogging.unwrap_or(false),
+            log_to: root
+                .LogTo
+                .as_ref()
+                .map(|v| r.log_to(v.get_ref(), line(v.span())))
+                .transpose()?,
+            syslog_facility: root
+                .SyslogFacility
+                .as_ref()
+                .map(|v| r.facility(v.get_ref(), line(v.span())))
+                .transpose()?
+                .unwrap_or_default(),
             time_between_housekeeping: seconds(
                 "TimeBetweenHousekeeping",
                 &root.TimeBetweenHousekeeping,
@@ -459,6 +497,32 @@ Server
             c.listen_addrs().unwrap(),
             vec!["127.0.0.1:22011".parse().unwrap()]
         );
+    }
+
+    #[test]
+    fn log_destinations() {
+        let c = ServerConfig::parse(FIXTURE, "f").unwrap();
+        assert_eq!((c.log_to, c.syslog_facility), (None, Facility::DAEMON));
+        let t = FIXTURE.replace(
+            "TimeBetweenHousekeeping = 900\n",
+            "LogTo = journald\nSyslogFacility = local3\n",
+        );
+        let c = ServerConfig::parse(&t, "f").unwrap();
+        assert_eq!(c.log_to, Some(vec![Destination::Journald]));
+        assert_eq!(c.syslog_facility.code(), 19);
+        let e = ServerConfig::parse(&t.replace("journald", "paper"), "f").unwrap_err();
+        assert!(e.to_string().starts_with("f:4: LogTo"), "{e}");
+        let toml = "AccountDatabase = \"/a\"\nLogTo = \"stderr, syslog\"\nSyslogFacility = \"daemon\"\n\
+            [Server]\nListenAddresses = \"inet:127.0.0.1\"\nCertificateFile = \"/c\"\n\
+            PrivateKeyFile = \"/k\"\nTrustedCAsFile = \"/t\"\n";
+        let c = ServerConfig::parse_toml(toml, "f.toml").unwrap();
+        assert_eq!(
+            c.log_to,
+            Some(vec![Destination::Console, Destination::Syslog])
+        );
+        let e =
+            ServerConfig::parse_toml(&toml.replace("\"daemon\"", "\"x\""), "f.toml").unwrap_err();
+        assert!(e.to_string().starts_with("f.toml:3: SyslogFacility"), "{e}");
     }
 
     #[test]

@@ -558,6 +558,7 @@ fn detach() -> Result<(), ServerError> {
     args.insert(0, "-F".into());
     std::process::Command::new(exe)
         .args(&args)
+        .env(super::logging::DETACHED_ENV, "1")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

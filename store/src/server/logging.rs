@@ -1,19 +1,52 @@
-//! Log output of the server binaries: tracing to stderr, at 0.13's verbosity
-//! flags. Libraries only emit; this installs the subscriber.
+//! Log output of the server binaries: tracing to the console at 0.13's
+//! verbosity flags, and to syslog or journald as bbstored.conf's `LogTo`
+//! says. Libraries only emit; this installs the subscriber.
+//!
+//! Without `LogTo`, a foreground bbstored logs to the console only (0.13 also
+//! copies it to syslog; we keep test runs out of the system log) and a
+//! detached one to syslog, as 0.13 does.
+
+use bb_console::{Destination, SystemLogSetup};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use super::options::Options;
 
-pub fn init(opts: &Options) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BBSTORED_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(opts.filter()));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_target(false);
-    let _ = if opts.timestamps {
-        b.try_init()
+/// The environment variable the detached child finds set (see
+/// [`super::daemon`]'s detach): its default destination is syslog.
+pub const DETACHED_ENV: &str = "BB_DETACHED";
+
+fn filter(opts: &Options) -> EnvFilter {
+    EnvFilter::try_from_env("BBSTORED_LOG").unwrap_or_else(|_| EnvFilter::new(opts.filter()))
+}
+
+/// Installs the subscriber. `system` carries `LogTo`, `SyslogFacility` and
+/// the socket overrides; `detached` picks the default destination.
+pub fn init(opts: &Options, system: &SystemLogSetup, detached: bool) {
+    let default: &[Destination] = if detached {
+        &[Destination::Syslog]
     } else {
-        b.without_time().try_init()
+        &[Destination::Console]
     };
+    let r = system.resolve(default);
+    let console: Option<Box<dyn Layer<Registry> + Send + Sync>> = r.console.then(|| {
+        let l = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .with_target(false);
+        if opts.timestamps {
+            l.with_filter(filter(opts)).boxed()
+        } else {
+            l.without_time().with_filter(filter(opts)).boxed()
+        }
+    });
+    let sys = r.system.map(|s| s.with_filter(filter(opts)));
+    let _ = tracing_subscriber::registry()
+        .with(console)
+        .with(sys)
+        .try_init();
+    if let Some(w) = r.warning {
+        tracing::warn!("{w}");
+    }
 }
