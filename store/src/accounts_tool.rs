@@ -30,6 +30,7 @@ use crate::objects::{
     account_root,
 };
 use crate::report::{Level, Reporter, fmt_account};
+use bb_console::{Counts, Progress, Term};
 
 /// 0.13's default configuration file.
 pub const DEFAULT_CONFIG: &str = "/etc/boxbackup/bbstored.conf";
@@ -119,6 +120,8 @@ pub struct Console {
     out: Arc<Mutex<dyn Write + Send>>,
     /// Most verbose level shown (`-W`); 0.13's default shows everything.
     filter: Level,
+    /// `check`'s progress line, on a terminal unless `quiet` (shared by clones).
+    progress: Option<Arc<Mutex<Progress>>>,
 }
 
 impl std::fmt::Debug for Console {
@@ -134,15 +137,40 @@ impl Console {
         Console {
             out,
             filter: Level::Trace,
+            progress: None,
+        }
+    }
+
+    /// This console with a progress line on `term` (none: no line).
+    fn with_progress(mut self, term: Option<Term>) -> Console {
+        self.progress = term.map(|t| Arc::new(Mutex::new(Progress::new(Some(t)))));
+        self
+    }
+
+    /// Wipes the progress line for good.
+    fn progress_done(&self) {
+        if let Some(p) = &self.progress {
+            p.lock().unwrap_or_else(|p| p.into_inner()).finish();
         }
     }
 
     /// Plain output (info lines, the usage text). EPIPE and the like are ignored:
     /// a tool stays quiet when its reader goes away.
     pub fn print(&self, text: &str) {
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = out.write_all(text.as_bytes());
-        let _ = out.flush();
+        let write = || {
+            let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+        };
+        // Around the progress line, so that a message never lands inside it.
+        let progress = self
+            .progress
+            .as_ref()
+            .map(|p| p.lock().unwrap_or_else(|p| p.into_inner()));
+        match progress.as_ref().and_then(|p| p.term()) {
+            Some(term) => term.suspend(write),
+            None => write(),
+        }
     }
 
     pub fn log(&self, level: Level, message: &str) {
@@ -155,6 +183,19 @@ impl Console {
 impl Reporter for Console {
     fn report(&mut self, level: Level, message: &str) {
         self.log(level, message);
+    }
+
+    fn progress(&mut self, what: &'static str, done: u64, total: u64, bytes: u64) {
+        if let Some(p) = &self.progress {
+            p.lock().unwrap_or_else(|p| p.into_inner()).update(&Counts {
+                verb: "Checking",
+                noun: what,
+                items: done,
+                items_total: Some(total),
+                bytes,
+                ..Counts::default()
+            });
+        }
     }
 }
 
@@ -912,9 +953,13 @@ impl Tool {
         } else {
             None
         };
-        let mut console = self.console.clone();
-        let outcome = check_account(&store, Some(store.inner.discs()), opts, &mut console)
-            .map_err(|e| self.fatal(&e))?;
+        let mut console = self
+            .console
+            .clone()
+            .with_progress(Term::for_progress(opts.quiet));
+        let outcome = check_account(&store, Some(store.inner.discs()), opts, &mut console);
+        console.progress_done();
+        let outcome = outcome.map_err(|e| self.fatal(&e))?;
         drop(lock);
         Ok(if outcome.errors > 0 { 1 } else { 0 })
     }

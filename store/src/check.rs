@@ -289,9 +289,15 @@ impl Checker<'_> {
                 self.delete_spurious(&p)?;
             }
         }
-        for id in ids {
+        let total = ids.len() as u64;
+        let mut read = 0u64;
+        for (n, id) in ids.into_iter().enumerate() {
+            self.log.progress("objects", n as u64, total, read);
             let obj = match self.read_whole(id) {
-                Ok((bytes, usage)) => self.classify(id, &bytes, usage),
+                Ok((bytes, usage)) => {
+                    read += bytes.len() as u64;
+                    self.classify(id, &bytes, usage)
+                }
                 Err(e) if e.kind().is_none() => None,
                 Err(e) => return Err(e),
             };
@@ -392,8 +398,12 @@ impl Checker<'_> {
             .filter(|(_, o)| o.is_dir)
             .map(|(&id, _)| id)
             .collect();
-        for d in dir_ids {
+        let total = dir_ids.len() as u64;
+        let mut read = 0u64;
+        for (n, d) in dir_ids.into_iter().enumerate() {
+            self.log.progress("directories", n as u64, total, read);
             let (bytes, _) = self.read_whole(d)?;
+            read += bytes.len() as u64;
             let Ok(mut dir) = Directory::parse(&bytes) else {
                 continue;
             };

@@ -33,6 +33,11 @@ impl Level {
 /// Receives messages.
 pub trait Reporter {
     fn report(&mut self, level: Level, message: &str);
+
+    /// How far a long pass has got: `done` of `total` `what` ("objects",
+    /// "directories"), `bytes` read so far. For a progress line on a terminal;
+    /// most reporters ignore it.
+    fn progress(&mut self, _what: &'static str, _done: u64, _total: u64, _bytes: u64) {}
 }
 
 /// Forwards to `tracing` (bbstored).

@@ -265,4 +265,28 @@ fn bbackupd_once_logs_to_journald_and_shows_progress_on_a_terminal_only() {
     let shown = on_a_terminal(&query("", &format!("restore source {}", target.display())));
     assert!(shown.contains("\rRestoring "), "{shown:?}");
     assert!(target.join("f7").exists(), "{shown:?}");
+
+    // bbstoreaccounts check: on a terminal, not with `quiet`, not piped; the
+    // messages are 0.13's either way.
+    let check = |quiet: &str| {
+        format!(
+            "{} -c {} check {ACCOUNT:x} {quiet}",
+            bin("bbstoreaccounts").display(),
+            store.conf.display()
+        )
+    };
+    let shown = on_a_terminal(&check(""));
+    assert!(shown.contains("\rChecking "), "{shown:?}");
+    assert!(shown.contains(" objects"), "{shown:?}");
+    assert!(shown.contains(" directories"), "{shown:?}");
+    assert!(shown.contains("\r\x1b[K"), "{shown:?}");
+    let shown = on_a_terminal(&check("quiet"));
+    assert!(!shown.contains("Checking "), "{shown:?}");
+    let piped = Command::new("sh")
+        .args(["-c", &check("")])
+        .output()
+        .unwrap();
+    assert_eq!(piped.status.code(), Some(0), "{piped:?}");
+    let all = [piped.stdout.clone(), piped.stderr.clone()].concat();
+    assert!(!String::from_utf8_lossy(&all).contains('\r'), "{piped:?}");
 }
