@@ -253,19 +253,56 @@ fn cache_file(dir: &Path, cfg: &BackupdConfig, keys: &bb_format::Keys) -> PathBu
     ))
 }
 
-fn init_logging(verbose: u8) {
+/// Set in the environment of the background child (see [`background`]): its
+/// log then goes to syslog by default, as its stderr closes once mounted.
+const DETACHED_ENV: &str = "BB_DETACHED";
+
+/// Installs the log: bbackupd.conf's `LogTo`/`SyslogFacility` when set (as
+/// bbackupd reads them); else the console, plus syslog when started in the
+/// background, where the console is only seen until the mount is up. A
+/// missing syslog socket is only worth a warning when `LogTo` asked for it.
+fn init_logging(verbose: u8, cfg: Option<&BackupdConfig>, detached: bool) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
     let default = match verbose {
         0 => "warn",
         1 => "info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BBACKUPFS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
+    let filter =
+        || EnvFilter::try_from_env("BBACKUPFS_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let setup = bb_console::SystemLogSetup {
+        destinations: cfg.and_then(|c| c.log_to.clone()),
+        facility: cfg.map(|c| c.syslog_facility).unwrap_or_default(),
+        ident: "bbackupfs".into(),
+        ..Default::default()
+    }
+    .with_env_overrides();
+    let configured = setup.destinations.is_some();
+    let defaults: &[bb_console::Destination] = if detached {
+        &[
+            bb_console::Destination::Console,
+            bb_console::Destination::Syslog,
+        ]
+    } else {
+        &[bb_console::Destination::Console]
+    };
+    let r = setup.resolve(defaults);
+    let console = r.console.then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_filter(filter())
+    });
+    let system = r.system.map(|l| l.with_filter(filter()));
+    let _ = tracing_subscriber::registry()
+        .with(console)
+        .with(system)
         .try_init();
+    if let Some(w) = r.warning.filter(|_| configured) {
+        tracing::warn!("{w}");
+    }
 }
 
 /// `bbackupfs`' main.
@@ -302,7 +339,14 @@ pub fn main() -> ExitCode {
     if !a.foreground {
         return background(&args, &a.mountpoint);
     }
-    init_logging(a.verbose);
+    // The config is read again by `run`; here only for the log keys (a bad
+    // config is `run`'s error to report).
+    let cfg = BackupdConfig::load(&a.config).ok();
+    init_logging(
+        a.verbose,
+        cfg.as_ref(),
+        std::env::var_os(DETACHED_ENV).is_some(),
+    );
     match run(&a) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -423,6 +467,7 @@ fn background(args: &[OsString], mountpoint: &Path) -> ExitCode {
     let mut child = match Command::new(exe)
         .arg("-f")
         .args(args)
+        .env(DETACHED_ENV, "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

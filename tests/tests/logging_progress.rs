@@ -290,3 +290,56 @@ fn bbackupd_once_logs_to_journald_and_shows_progress_on_a_terminal_only() {
     let all = [piped.stdout.clone(), piped.stderr.clone()].concat();
     assert!(!String::from_utf8_lossy(&all).contains('\r'), "{piped:?}");
 }
+
+/// A mount started in the background logs to syslog as well (its stderr is
+/// gone once it is up): the "mounted" line arrives with bbackupfs' identifier.
+#[test]
+fn bbackupfs_in_the_background_logs_to_syslog() {
+    if !bb_tests::mount::fuse_available("bbackupfs_in_the_background_logs_to_syslog") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let store = StoreDir::create(&tmp.path().join("store"), free_port(), false);
+    store.create_account(ACCOUNT, 100_000, 120_000);
+    let _server = OurServer::start(&store.conf);
+    let src = source(tmp.path());
+    let c = Client013::new(&tmp.path().join("client"), store.port, &src);
+    let out = Command::new(bin("bbackupd"))
+        .arg("--once")
+        .arg(&c.conf)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    let sock = tmp.path().join("log.sock");
+    let rx = listen(&sock);
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let out = Command::new(bin("bbackupfs"))
+        .arg("-v")
+        .arg("-c")
+        .arg(&c.conf)
+        .arg("--no-disk-cache")
+        .arg(&mnt)
+        .env("BB_SYSLOG_SOCKET", &sock)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let got = receive(&rx, |g| {
+        g.iter()
+            .any(|d| String::from_utf8_lossy(d).contains("mounted on"))
+    });
+    let _ = Command::new("fusermount3").arg("-u").arg(&mnt).status();
+    let t = Instant::now();
+    while bb_tests::mount::is_mounted(&mnt) && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let line = got
+        .iter()
+        .map(|d| String::from_utf8_lossy(d).into_owned())
+        .find(|d| d.contains("mounted on"))
+        .unwrap_or_else(|| panic!("no 'mounted on' line in {got:?}"));
+    // daemon.notice (tracing INFO is 0.13's NOTICE), the program's name, its pid.
+    assert!(line.starts_with("<29>bbackupfs["), "{line}");
+    assert!(!bb_tests::mount::is_mounted(&mnt));
+}
