@@ -206,9 +206,12 @@ setup() {
     port=$(pick_port)
     [[ -n $port ]] || fail "no free port in 2201-2299 on 127.0.0.1 (set BB_QUICKSTART_PORT)"
 
-    # bbstored-config refuses to configure bbstored to run as root (as 0.13 did);
-    # our bbstored ignores Server.User, so as root "nobody" is named and given
-    # the disc directory, which is what that check looks at.
+    # bbstored-config refuses to configure bbstored to run as root (as 0.13 did),
+    # and bbstored and bbstoreaccounts change to Server.User as 0.13's do. As
+    # root, "nobody" is named (given the disc directory, which is what that check
+    # looks at) and the User line is then taken out again: nobody could not reach
+    # a working directory under /root, and the store lives in the user's own
+    # directory anyway.
     user=$(id -un)
     if [[ $(id -u) == 0 ]]; then
         user=nobody
@@ -224,6 +227,10 @@ setup() {
     sed -i -e "s|^\([[:space:]]*PidFile = \).*|\1$qs/bbstored.pid|" \
         -e "s|^\([[:space:]]*ListenAddresses = \).*|\1inet:127.0.0.1:$port|" \
         "$etc/bbstored.conf"
+    if [[ $(id -u) == 0 ]]; then
+        sed -i -e '/^[[:space:]]*User = /d' "$etc/bbstored.conf"
+        chown root "$qs/store"
+    fi
 
     # bbstored-certs asks "type 'yes' to confirm" before signing, as 0.13 did.
     # It reads the account from the request's file name, the first hex digits
