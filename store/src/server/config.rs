@@ -32,6 +32,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bb_format::clidoc::Key as KeyDoc;
 use bb_raid::config::{Block, Key, parse, parse_c_int};
 use serde::Deserialize;
 use toml::Spanned;
@@ -99,8 +100,17 @@ impl Reader<'_> {
         }
     }
 
-    fn check_keys(&self, b: &Block, allowed: &[&str], blocks: &[&str]) -> Result<(), ConfigError> {
-        if let Some(k) = b.keys.iter().find(|k| !allowed.contains(&k.name.as_str())) {
+    fn check_keys(
+        &self,
+        b: &Block,
+        allowed: &[KeyDoc],
+        blocks: &[&str],
+    ) -> Result<(), ConfigError> {
+        if let Some(k) = b
+            .keys
+            .iter()
+            .find(|k| !allowed.iter().any(|a| a.name == k.name))
+        {
             return Err(self.bad(k.line, format!("unknown key '{}'", k.name)));
         }
         if let Some(x) = b.blocks.iter().find(|x| !blocks.contains(&x.name.as_str())) {
@@ -206,26 +216,32 @@ impl Reader<'_> {
     }
 }
 
-const ROOT_KEYS: &[&str] = &[
-    "RaidFileConf",
-    "AccountDatabase",
-    "ExtendedLogging",
-    "TimeBetweenHousekeeping",
+/// Top-level keys: 0.13's, then ours. The reader accepts exactly these, and
+/// bbstored.conf(5) is generated from them.
+#[rustfmt::skip]
+pub const ROOT_KEYS: &[KeyDoc] = &[
+    KeyDoc::new("RaidFileConf", "path", "The raidfile.conf that describes the disc sets (default /etc/boxbackup/raidfile.conf)."),
+    KeyDoc::new("AccountDatabase", "path", "The accounts.txt file that bbstoreaccounts maintains: account number, disc set. Required."),
+    KeyDoc::new("ExtendedLogging", "yes|no", "Log every protocol command and reply."),
+    KeyDoc::new("TimeBetweenHousekeeping", "seconds", "How often housekeeping runs over every account: old and deleted files go once an account is over its soft limit (default 900)."),
     // Ours:
-    "IdleTimeout",
-    "OperationTimeout",
-    "ShutdownGracePeriod",
+    KeyDoc::new("IdleTimeout", "seconds", "Close a session whose client sends nothing for this long (ours)."),
+    KeyDoc::new("OperationTimeout", "seconds", "Give up on a read or write to a client that stalls this long (ours)."),
+    KeyDoc::new("ShutdownGracePeriod", "seconds", "On SIGTERM, how long running sessions get to finish their command (ours)."),
 ];
-const SERVER_KEYS: &[&str] = &[
-    "PidFile",
-    "User",
-    "ListenAddresses",
-    "CertificateFile",
-    "PrivateKeyFile",
-    "TrustedCAsFile",
-    "SSLSecurityLevel",
+
+/// Keys of the Server block.
+#[rustfmt::skip]
+pub const SERVER_KEYS: &[KeyDoc] = &[
+    KeyDoc::new("PidFile", "path", "Write the server's process id here."),
+    KeyDoc::new("User", "name", "0.13 switches to this user after starting; ours does not switch, so start bbstored as this user (the systemd unit does)."),
+    KeyDoc::new("ListenAddresses", "inet:host[:port],...", "Where to listen, e.g. inet:0.0.0.0 or inet:backup.example.com:2201. Required."),
+    KeyDoc::new("CertificateFile", "path", "The server's certificate, signed by the server CA (bbstored-certs sign-server). Required."),
+    KeyDoc::new("PrivateKeyFile", "path", "The private key of CertificateFile. Required."),
+    KeyDoc::new("TrustedCAsFile", "path", "The client CA certificate: clients must present a certificate it signed. Required."),
+    KeyDoc::new("SSLSecurityLevel", "number", "Accepted for 0.13 compatibility; the TLS settings are fixed."),
     // Ours:
-    "CRLFile",
+    KeyDoc::new("CRLFile", "path", "A certificate revocation list of the client CA; revoked clients are refused (ours)."),
 ];
 
 /// The TOML form: 0.13's key names, typed. Field names are the keys themselves so
