@@ -177,3 +177,64 @@ fn help_is_the_generated_text() {
     }
     eprintln!("--help checked for {checked} tools");
 }
+
+/// The units as committed pass `systemd-analyze verify`. verify insists that
+/// ExecStart's binary exists, and the units name /usr/local/bin (what
+/// scripts/install.sh rewrites to its prefix), so the copy checked here has
+/// only that directory replaced, by one holding executables of the same names.
+#[test]
+fn systemd_units_verify() {
+    if !have("systemd-analyze") {
+        eprintln!("systemd-analyze not installed (package systemd): units not checked");
+        return;
+    }
+    let root = docs::workspace_root().join("contrib/systemd");
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for name in ["bbstored", "bbackupd"] {
+        std::os::unix::fs::symlink("/bin/true", bin.join(name)).unwrap();
+    }
+    let mut units = Vec::new();
+    for e in std::fs::read_dir(&root).unwrap() {
+        let p = e.unwrap().path();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            text.contains("ExecStart=/usr/local/bin/"),
+            "{}",
+            p.display()
+        );
+        let copy = tmp.path().join(p.file_name().unwrap());
+        let bin_dir = format!("{}/", bin.display());
+        std::fs::write(&copy, text.replace("/usr/local/bin/", &bin_dir)).unwrap();
+        units.push(copy);
+    }
+    assert_eq!(units.len(), 2);
+    let o = Command::new("systemd-analyze")
+        .arg("verify")
+        .args(&units)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && err.trim().is_empty(), "{err}");
+}
+
+/// The daemons' ExecStart lines are command lines the daemons accept, in the
+/// foreground (a unit must not see its main process fork away).
+#[test]
+fn systemd_units_start_daemons_in_the_foreground() {
+    let root = docs::workspace_root().join("contrib/systemd");
+    let args_of = |unit: &str| -> Vec<String> {
+        let text = std::fs::read_to_string(root.join(unit)).unwrap();
+        let line = text.lines().find(|l| l.starts_with("ExecStart=")).unwrap();
+        line.split_whitespace().skip(1).map(String::from).collect()
+    };
+    let o = bb_store::server::options::parse(args_of("bbstored.service"))
+        .unwrap()
+        .unwrap();
+    assert!(o.foreground);
+    let o = bb_client::daemon::options::parse(args_of("bbackupd.service"))
+        .unwrap()
+        .unwrap();
+    assert!(o.foreground);
+}
