@@ -291,3 +291,46 @@ mod tests {
         assert_eq!(listed, BBACKUPCTL.commands.len());
     }
 }
+
+#[cfg(test)]
+mod option_tests {
+    use super::*;
+
+    fn args_for(page: &Page, c: char) -> (bool, Vec<String>) {
+        let doc = page.options.iter().find(|o| o.short == Some(c));
+        let mut args = vec![format!("-{c}")];
+        if let Some(Opt { arg: Some((_, v)), .. }) = doc {
+            args.push(match v {
+                Value::Choice(c) => c[0].to_string(),
+                _ => "x".into(),
+            });
+        }
+        (doc.is_some(), args)
+    }
+
+    /// bbackupd's and bbackupctl's parsers accept exactly the documented letters.
+    #[test]
+    fn daemon_and_ctl_options_match_their_parsers() {
+        for c in ('a'..='z').chain('A'..='Z') {
+            let (documented, args) = args_for(&BBACKUPD, c);
+            let ok = crate::daemon::options::parse(args).is_ok();
+            assert_eq!(ok, documented, "bbackupd -{c}");
+            let (documented, mut args) = args_for(&BBACKUPCTL, c);
+            args.push("sync".into());
+            // -h is help only as the sole argument (see the binary).
+            let ok = crate::ctl::parse(args).is_ok() || c == 'h';
+            assert_eq!(ok, documented, "bbackupctl -{c}");
+        }
+    }
+
+    /// bbackupquery's parser accepts exactly the documented letters.
+    #[test]
+    fn query_options_match_the_parser() {
+        for c in ('a'..='z').chain('A'..='Z') {
+            let (documented, args) = args_for(&BBACKUPQUERY, c);
+            let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+            let ok = crate::query::cli::parse_options(&args).is_ok() || c == 'h';
+            assert_eq!(ok, documented, "bbackupquery -{c}");
+        }
+    }
+}

@@ -224,3 +224,26 @@ pub const PAGES: &[&Page] = &[
     &BBSTORED_CONF,
     &RAIDFILE_CONF,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::options::parse;
+
+    /// bbstored's parser accepts exactly the documented letters.
+    #[test]
+    fn bbstored_options_match_the_parser() {
+        for c in ('a'..='z').chain('A'..='Z') {
+            let doc = BBSTORED.options.iter().find(|o| o.short == Some(c));
+            let mut args = vec![format!("-{c}")];
+            if let Some(Opt { arg: Some((_, v)), .. }) = doc {
+                args.push(match v {
+                    Value::Choice(c) => c[0].to_string(),
+                    _ => "x".into(),
+                });
+            }
+            assert_eq!(parse(args).is_ok(), doc.is_some(), "-{c}");
+        }
+        assert_eq!(parse(vec!["--help".to_string()]), Ok(None));
+    }
+}
