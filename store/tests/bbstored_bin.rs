@@ -197,7 +197,8 @@ fn notifies_systemd_when_listening() {
     let sock_dir = tempfile::tempdir().unwrap();
     let path = sock_dir.path().join("notify");
     let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_bbstored"))
         .args(["-F", "-c"])
         .arg(&s.conf)
