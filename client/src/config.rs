@@ -39,6 +39,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bb_format::Keys;
+use bb_format::clidoc::Key as KeyDoc;
 use bb_format::config_syntax::{Block, Key, SyntaxError, parse_c_int, parse_with};
 use bb_remote::Timeouts;
 use serde::Deserialize;
@@ -166,48 +167,50 @@ pub struct BackupdConfig {
     pub locations: Vec<LocationConfig>,
 }
 
-/// Root keys: 0.13's (as its bbackupd accepts them), then ours.
-const ROOT_KEYS: &[&str] = &[
-    "UpdateStoreInterval",
-    "BackupErrorDelay",
-    "MinimumFileAge",
-    "MaxUploadWait",
-    "MaxFileTimeInFuture",
-    "AutomaticBackup",
-    "SyncAllowScript",
-    "MaximumDiffingTime",
-    "DeleteRedundantLocationsAfter",
-    "FileTrackingSizeThreshold",
-    "DiffingUploadSizeThreshold",
-    "ExtendedLogging",
-    "ExtendedLogFile",
-    "LogAllFileAccess",
-    "LogFile",
-    "LogFileLevel",
-    "LogFileOverwrite",
-    "LogTo",
-    "SyslogFacility",
-    "CommandSocket",
-    "KeepAliveTime",
-    "StoreObjectInfoFile",
-    "NotifyScript",
-    "NotifyAlways",
-    "MaxUploadRate",
-    "TcpNice",
-    "KeysFile",
-    "DataDirectory",
-    "StoreHostname",
-    "StorePort",
-    "AccountNumber",
-    "CertificateFile",
-    "PrivateKeyFile",
-    "TrustedCAsFile",
-    "SSLSecurityLevel",
+/// Root keys: 0.13's (as its bbackupd accepts them), then ours. The reader
+/// accepts exactly these, and bbackupd.conf(5) is generated from them.
+#[rustfmt::skip]
+pub const ROOT_KEYS: &[KeyDoc] = &[
+    KeyDoc::new("UpdateStoreInterval", "seconds", "The time between scans of the local directories in lazy mode, varied by a few percent so that clients spread out."),
+    KeyDoc::new("BackupErrorDelay", "seconds", "How long to wait after a failed run before the next one (default 300)."),
+    KeyDoc::new("MinimumFileAge", "seconds", "A file is uploaded only once it has not changed for this long."),
+    KeyDoc::new("MaxUploadWait", "seconds", "A file that keeps changing is uploaded anyway when it was last uploaded this long ago."),
+    KeyDoc::new("MaxFileTimeInFuture", "seconds", "A file whose modification time is further in the future than this is uploaded at once (default 172800)."),
+    KeyDoc::new("AutomaticBackup", "yes|no", "yes: lazy mode, runs start by themselves; no: snapshot mode, runs start with bbackupctl sync (default yes)."),
+    KeyDoc::new("SyncAllowScript", "command", "Run before each run; it may print now to go ahead or a number of seconds to wait."),
+    KeyDoc::new("MaximumDiffingTime", "seconds", "Give up searching for a diff against the stored version after this long and upload the whole file."),
+    KeyDoc::new("DeleteRedundantLocationsAfter", "seconds", "0.13 deletes a location from the store this long after it was removed from the file (default 172800); ours accepts the key but does not delete removed locations yet."),
+    KeyDoc::new("FileTrackingSizeThreshold", "bytes", "Files at least this large are tracked by inode number so that renames are not uploaded again."),
+    KeyDoc::new("DiffingUploadSizeThreshold", "bytes", "Files at least this large are uploaded as a diff against the stored version."),
+    KeyDoc::new("ExtendedLogging", "yes|no", "Log every protocol command and reply."),
+    KeyDoc::new("ExtendedLogFile", "path", "Write the extended log to this file."),
+    KeyDoc::new("LogAllFileAccess", "yes|no", "Log every file and directory looked at, uploaded or skipped."),
+    KeyDoc::new("LogFile", "path", "Also log to this file."),
+    KeyDoc::new("LogFileLevel", "level", "Level for LogFile: error, warning, notice, info, trace or everything."),
+    KeyDoc::new("LogFileOverwrite", "yes|no", "Start LogFile afresh rather than appending to it."),
+    KeyDoc::new("LogTo", "console|syslog|journald|none,...", "Where the log goes; default: the console in the foreground and with --once, syslog when detached (ours)."),
+    KeyDoc::new("SyslogFacility", "name", "The syslog facility: daemon (default, as 0.13), user, local0..local7 (ours)."),
+    KeyDoc::new("CommandSocket", "path", "The Unix socket bbackupctl talks to bbackupd through."),
+    KeyDoc::new("KeepAliveTime", "seconds", "Send a keep-alive to the store this often while a long diff runs."),
+    KeyDoc::new("StoreObjectInfoFile", "path", "Save the state of the run here at exit, so a restart need not rescan the store."),
+    KeyDoc::new("NotifyScript", "command", "Run on events (store-full, read-error, backup-error, backup-start, backup-finish, backup-ok) with the event as argument."),
+    KeyDoc::new("NotifyAlways", "yes|no", "Run NotifyScript for every event, not only the first of a kind."),
+    KeyDoc::new("MaxUploadRate", "kB/s", "Limit the upload rate."),
+    KeyDoc::new("TcpNice", "yes|no", "Accepted for 0.13 compatibility (TCP send buffer tuning)."),
+    KeyDoc::new("KeysFile", "path", "The account's 1024-byte keys file: keep a copy off this machine, without it nothing can be restored."),
+    KeyDoc::new("DataDirectory", "path", "Where bbackupd keeps its state (the store marker, the inode map, the deletion list)."),
+    KeyDoc::new("StoreHostname", "host", "The store server's host name or address."),
+    KeyDoc::new("StorePort", "port", "The store server's port (default 2201)."),
+    KeyDoc::new("AccountNumber", "hex", "The account number on the store, in hex (0x prefix allowed)."),
+    KeyDoc::new("CertificateFile", "path", "This client's certificate, signed by the store's client CA."),
+    KeyDoc::new("PrivateKeyFile", "path", "The private key of CertificateFile."),
+    KeyDoc::new("TrustedCAsFile", "path", "The CA certificate the store's certificate must be signed by."),
+    KeyDoc::new("SSLSecurityLevel", "number", "Accepted for 0.13 compatibility; the TLS settings are fixed."),
     // Ours:
-    "ConnectTimeout",
-    "OperationTimeout",
-    "StatusFile",
-    "MetricsListenAddress",
+    KeyDoc::new("ConnectTimeout", "seconds", "Give up connecting to the store after this long (ours)."),
+    KeyDoc::new("OperationTimeout", "seconds", "Give up on a store read or write that stalls this long (ours)."),
+    KeyDoc::new("StatusFile", "path", "The JSON status bbackupctl status prints (default DataDirectory/bbackupd-status.json; ours, see docs/operations.md)."),
+    KeyDoc::new("MetricsListenAddress", "ip:port", "Serve the status as Prometheus metrics over HTTP here, e.g. 127.0.0.1:9181; none by default (ours)."),
 ];
 
 /// Required root keys. 0.13 requires only the first seven and checks the store
@@ -227,7 +230,27 @@ const REQUIRED: &[&str] = &[
     "TrustedCAsFile",
 ];
 
-const SERVER_KEYS: &[&str] = &["PidFile", "User"];
+/// Keys of the Server block.
+#[rustfmt::skip]
+pub const SERVER_KEYS: &[KeyDoc] = &[
+    KeyDoc::new("PidFile", "path", "Write bbackupd's process id here."),
+    KeyDoc::new("User", "name", "Accepted for 0.13 compatibility."),
+];
+
+/// Keys of a location block inside BackupLocations: `Path` and the rules of
+/// [`Rule`] (a test keeps the two lists equal).
+#[rustfmt::skip]
+pub const LOCATION_KEYS: &[KeyDoc] = &[
+    KeyDoc::new("Path", "path", "The directory to back up. Required."),
+    KeyDoc::new("ExcludeFile", "path", "Do not back up this file (full path; repeatable)."),
+    KeyDoc::new("ExcludeFilesRegex", "regex", "Do not back up files whose full path matches (POSIX extended regex; repeatable)."),
+    KeyDoc::new("ExcludeDir", "path", "Do not back up this directory (full path; repeatable)."),
+    KeyDoc::new("ExcludeDirsRegex", "regex", "Do not back up directories whose full path matches (repeatable)."),
+    KeyDoc::new("AlwaysIncludeFile", "path", "Back up this file even if an Exclude rule matches it (repeatable)."),
+    KeyDoc::new("AlwaysIncludeFilesRegex", "regex", "Back up files that match even if an Exclude rule matches them (repeatable)."),
+    KeyDoc::new("AlwaysIncludeDir", "path", "Back up this directory even if an Exclude rule matches it (repeatable)."),
+    KeyDoc::new("AlwaysIncludeDirsRegex", "regex", "Back up directories that match even if an Exclude rule matches them (repeatable)."),
+];
 
 /// The values of one file before they are checked and typed: what both syntaxes
 /// turn into, so the rules live in one place.
@@ -321,12 +344,12 @@ impl Reader<'_> {
     fn check_known(
         &self,
         keys: &BTreeMap<String, Value>,
-        known: &[&str],
+        known: &[KeyDoc],
         what: &str,
     ) -> Result<(), ConfigError> {
         let mut unknown: Vec<(&String, &Value)> = keys
             .iter()
-            .filter(|(k, _)| !known.contains(&k.as_str()))
+            .filter(|(k, _)| !known.iter().any(|d| d.name == k.as_str()))
             .collect();
         unknown.sort_by_key(|(_, v)| v.line);
         match unknown.first() {
@@ -1507,7 +1530,7 @@ Path = "/etc"
     fn every_known_key_is_typed_in_toml_too() {
         // The TOML struct and ROOT_KEYS must list the same keys: a key missing
         // from the struct would be refused as unknown.
-        for k in ROOT_KEYS {
+        for k in ROOT_KEYS.iter().map(|d| &d.name) {
             let v = if [
                 "AutomaticBackup",
                 "ExtendedLogging",
@@ -1548,6 +1571,14 @@ Path = "/etc"
             let r: Result<TomlRoot, _> = toml::from_str(&format!("{k} = {v}\n"));
             assert!(r.is_ok(), "{k}: {r:?}");
         }
+    }
+
+    #[test]
+    fn location_keys_are_path_and_the_rules() {
+        let mut want = vec!["Path"];
+        want.extend(Rule::ALL.iter().map(|r| r.key()));
+        let have: Vec<&str> = LOCATION_KEYS.iter().map(|k| k.name).collect();
+        assert_eq!(have, want);
     }
 
     #[test]

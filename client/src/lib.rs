@@ -12,6 +12,9 @@ pub mod compare;
 pub mod config;
 pub mod ctl;
 pub mod daemon;
+// Long one-line entries (an option, a key) keep additions to one line.
+#[rustfmt::skip]
+pub mod doc;
 pub mod error;
 pub mod exclude;
 pub mod localfs;

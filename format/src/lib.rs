@@ -20,6 +20,7 @@ pub mod blocksize;
 pub mod bytes;
 pub mod checksum;
 pub mod chunk;
+pub mod clidoc;
 pub mod combine;
 pub mod config_syntax;
 pub mod crypto;

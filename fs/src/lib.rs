@@ -16,6 +16,9 @@
 
 pub mod core;
 pub mod diskcache;
+// Long one-line entries (an option) keep additions to one line.
+#[rustfmt::skip]
+pub mod doc;
 pub mod error;
 pub mod fuse;
 pub mod lru;

@@ -29,55 +29,6 @@ use crate::pool::{MakeStore, Store};
 /// 0.13's default bbackupd.conf.
 pub const DEFAULT_CONFIG: &str = "/etc/boxbackup/bbackupd.conf";
 
-/// What `--help` prints: usage, options and the layout of the mount.
-pub const HELP: &str = "\
-Usage: bbackupfs [-c bbackupd.conf] [-f] [-o OPTION[,OPTION...]] [--location NAME]
-                 [--cache-dir DIR | --no-disk-cache] [-v] MOUNTPOINT
-
-Mounts the Box Backup account of a bbackupd.conf read-only at MOUNTPOINT,
-decrypting on this machine with the config's KeysFile. Restore is `cp -a` or
-`rsync -aX`, verify is `diff -r`, attributes are `stat` and `getfattr`.
-Unmount with `fusermount3 -u MOUNTPOINT` (or SIGINT/SIGTERM in the foreground).
-
-Layout:
-  current/<location>/...    the newest version of every file and directory
-                            that is not deleted
-  deleted/<location>/...    deleted files and directories in their places
-                            (directories that are not deleted appear too, so
-                            that what was deleted below them can be reached)
-  versions/<location>/<path of a file>/
-                            one directory per file name, with one entry per
-                            stored version (current, old and deleted), named
-                            YYYY-MM-DDTHH-MM-SSZ_<object id in hex> by its
-                            modification time (UTC): they sort oldest first
-  Where two entries would get the same name, the newest keeps it and the
-  others get ~<object id in hex> appended.
-
-Options:
-  -c FILE          bbackupd.conf to read (default /etc/boxbackup/bbackupd.conf;
-                   0.13 syntax, or TOML for a file ending in .toml)
-  -f               stay in the foreground
-  --location NAME  mount only that location's current tree at MOUNTPOINT, so
-                   that `diff -r SOURCE MOUNTPOINT` works directly
-  --cache-dir DIR  where the metadata cache lives (default
-                   $XDG_CACHE_HOME/bbackupfs or ~/.cache/bbackupfs)
-  --no-disk-cache  keep no metadata on disc
-  -v, -vv          log more (to stderr; BBACKUPFS_LOG takes a tracing filter)
-  -o OPTIONS       comma-separated mount options:
-       allow_other, allow_root, auto_unmount, noexec, nosuid, nodev, noatime,
-       fsname=NAME, subtype=NAME    as for any FUSE mount
-       connections=N    store connections (default 4)
-       threads=N        threads serving FUSE requests (default 2)
-       ttl=SECONDS      how long a directory listing is trusted (default 60)
-       timeout=SECONDS  network timeout (default 60); a read that fails gets EIO
-       cache_mb=N       memory for caches, in MiB (default 96)
-  -h, --help       this text
-  -V, --version    the version
-
-The mount is always read-only: every write gets EROFS. Permissions are
-checked by the kernel against the stored owners and modes.
-";
-
 /// Parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args {
@@ -323,7 +274,7 @@ pub fn main() -> ExitCode {
     }
     let a = match parse_args(&args) {
         Ok(Parsed::Help) => {
-            print!("{HELP}");
+            print!("{}", bb_format::clidoc::help(&crate::doc::BBACKUPFS));
             return ExitCode::SUCCESS;
         }
         Ok(Parsed::Version) => {

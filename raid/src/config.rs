@@ -18,6 +18,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use bb_format::clidoc::Key as KeyDoc;
+
 use crate::discset::DiscSet;
 use crate::error::{Error, Result};
 
@@ -39,7 +41,16 @@ impl From<SyntaxError> for Error {
     }
 }
 
-const SET_KEYS: [&str; 5] = ["SetNumber", "BlockSize", "Dir0", "Dir1", "Dir2"];
+/// Keys of a disc set block: the reader accepts exactly these, and
+/// raidfile.conf(5) is generated from them.
+#[rustfmt::skip]
+pub const SET_KEYS: &[KeyDoc] = &[
+    KeyDoc::new("SetNumber", "number", "The disc set's number, which accounts.txt and bbstoreaccounts create refer to."),
+    KeyDoc::new("BlockSize", "bytes", "The stripe size: a power of two, usually the block size of the file system under the directories."),
+    KeyDoc::new("Dir0", "path", "The first directory of the set."),
+    KeyDoc::new("Dir1", "path", "The second directory: the same as Dir0 for a set without RAID, else on another disc."),
+    KeyDoc::new("Dir2", "path", "The third directory (parity): the same as Dir0 for a set without RAID, else on a third disc."),
+];
 
 /// One disc set as the file describes it, with the lines for error messages.
 #[derive(Debug, Clone)]
@@ -85,14 +96,14 @@ impl RaidConfig {
                 ));
             }
             for k in &b.keys {
-                if !SET_KEYS.contains(&k.name.as_str()) {
+                if !SET_KEYS.iter().any(|d| d.name == k.name) {
                     return Err(err(
                         k.line,
                         format!(
                             "unknown key '{}' in disc set '{}' (known: {})",
                             k.name,
                             b.name,
-                            SET_KEYS.join(", ")
+                            bb_format::clidoc::key_names(SET_KEYS).join(", ")
                         ),
                     ));
                 }

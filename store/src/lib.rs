@@ -50,6 +50,9 @@ pub mod accounts;
 pub mod accounts_tool;
 pub mod check;
 pub mod config_tool;
+// Long one-line entries (an option, a key) keep additions to one line.
+#[rustfmt::skip]
+pub mod doc;
 pub mod error;
 pub mod housekeep;
 pub mod memory;

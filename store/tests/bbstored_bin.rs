@@ -188,3 +188,30 @@ fn signals_reload_keep_sessions_and_terminate_cleanly() {
     let _ = idle.kill();
     let _ = idle.wait();
 }
+
+/// Under systemd (Type=notify), bbstored says READY=1 on $NOTIFY_SOCKET once
+/// it listens: the port answers by the time the datagram arrives.
+#[test]
+fn notifies_systemd_when_listening() {
+    let s = setup();
+    let sock_dir = tempfile::tempdir().unwrap();
+    let path = sock_dir.path().join("notify");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bbstored"))
+        .args(["-F", "-c"])
+        .arg(&s.conf)
+        .env("NOTIFY_SOCKET", &path)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = sock.recv(&mut buf);
+    let connected = TcpStream::connect(("127.0.0.1", s.port)).is_ok();
+    signal(&child, rustix::process::Signal::TERM);
+    let _ = child.wait();
+    let n = n.expect("READY=1 within 20 s");
+    assert_eq!(&buf[..n], b"READY=1");
+    assert!(connected, "READY=1 came before the port listened");
+}

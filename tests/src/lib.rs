@@ -10,6 +10,7 @@
 //! through their public entry points, exactly as they drive 0.13.
 
 pub mod bb013;
+pub mod docs;
 pub mod fixtures;
 pub mod metrics;
 pub mod mount;

@@ -7,7 +7,13 @@ use bb_client::ctl;
 use bb_client::daemon::logging::{self, LogSetup};
 
 fn main() -> ExitCode {
-    let opts = match ctl::parse(std::env::args().skip(1)) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // 0.13 refused -h and --help; ours prints the generated help.
+    if bb_format::clidoc::only_help(&args) {
+        print!("{}", bb_format::clidoc::help(&bb_client::doc::BBACKUPCTL));
+        return ExitCode::SUCCESS;
+    }
+    let opts = match ctl::parse(args) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("bbackupctl: {e}\n");

@@ -15,6 +15,15 @@ fn main() {
             }
         }
     }
+    // 0.13 had no --help (it printed its usage and failed); ours prints the
+    // generated help and succeeds.
+    if bb_format::clidoc::only_help(&args) {
+        print!(
+            "{}",
+            bb_format::clidoc::help(&bb_client::doc::BBACKUPD_CONFIG)
+        );
+        std::process::exit(0);
+    }
     let env = bb_client::bbackupd_config::Env::from_system();
     let code = bb_client::bbackupd_config::bbackupd_config(
         &args,

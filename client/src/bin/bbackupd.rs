@@ -13,11 +13,12 @@ fn main() -> ExitCode {
     let opts = match options::parse(std::env::args().skip(1)) {
         Ok(Some(o)) => o,
         Ok(None) => {
-            print!("{}", options::USAGE);
+            print!("{}", bb_format::clidoc::help(&bb_client::doc::BBACKUPD));
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("bbackupd: {e}\n\n{}", options::USAGE);
+            let help = bb_format::clidoc::help(&bb_client::doc::BBACKUPD);
+            eprintln!("bbackupd: {e}\n\n{help}");
             return ExitCode::from(exit::CONFIG);
         }
     };

@@ -103,35 +103,9 @@ pub enum Timestamps {
     Micros,
 }
 
-pub const USAGE: &str = "Usage: bbackupd [options] [config file]
-
-Options:
-  -c <file>  Use the specified configuration file. If -c is omitted, the last
-             argument is the configuration file, or else the default
-             [/etc/boxbackup/bbackupd.conf]
-  -D         Debugging mode, do not fork, one process only, one client only
-  -F         Do not fork into background
-  -k         Keep console open after fork, keep writing log messages to it
-  -K         Accepted for compatibility
-  -o <file>  Log to a file, defaults to maximum verbosity
-  -O <level> Set file log verbosity to error/warning/notice/info/trace/everything
-  -L <file>  Accepted for compatibility
-  -N         Accepted for compatibility
-  -P         Accepted for compatibility
-  -q         Run more quietly, reduce verbosity level by one, can repeat
-  -Q         Run at minimum verbosity, log nothing
-  -t <tag>   Tag console output with specified marker
-  -T         Timestamp console output
-  -U         Timestamp console output with microseconds
-  -v         Run more verbosely, increase verbosity level by one, can repeat
-  -V         Run at maximum verbosity, log everything
-  -W <level> Set verbosity to error/warning/notice/info/trace/everything
-  --once     One backup run in the foreground, then exit: 0 done, 1 failed,
-             2 configuration error, 3 the store is not the one we backed up to
-  -h, --help Show this help
-";
-
-/// `Err(message)` for a bad command line; `Ok(None)` for -h / --help.
+/// `Err(message)` for a bad command line; `Ok(None)` for -h / --help. The
+/// options are documented in `crate::doc::BBACKUPD` (a test keeps the two in
+/// step).
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Options>, String> {
     let mut o = Options {
         config: PathBuf::from(DEFAULT_CONFIG),

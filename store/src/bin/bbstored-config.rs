@@ -12,6 +12,15 @@ fn main() {
             }
         }
     }
+    // 0.13 had no --help (it printed its usage and failed); ours prints the
+    // generated help and succeeds.
+    if bb_format::clidoc::only_help(&args) {
+        print!(
+            "{}",
+            bb_format::clidoc::help(&bb_store::doc::BBSTORED_CONFIG)
+        );
+        std::process::exit(0);
+    }
     let ctx = bb_store::config_tool::Context::from_system();
     let code = bb_store::config_tool::run(
         &args,

@@ -2,17 +2,19 @@
 
 use std::process::ExitCode;
 
+use bb_format::clidoc;
+use bb_store::doc::BBSTORED;
 use bb_store::server::options;
 
 fn main() -> ExitCode {
     let opts = match options::parse(std::env::args().skip(1)) {
         Ok(Some(o)) => o,
         Ok(None) => {
-            print!("{}", options::USAGE);
+            print!("{}", clidoc::help(&BBSTORED));
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("bbstored: {e}\n\n{}", options::USAGE);
+            eprintln!("bbstored: {e}\n\n{}", clidoc::help(&BBSTORED));
             return ExitCode::from(2);
         }
     };

@@ -3,6 +3,15 @@
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // 0.13 had no --help (it printed its usage and failed); ours prints the
+    // generated help and succeeds. Anything else keeps 0.13's behaviour.
+    if bb_format::clidoc::only_help(&args) {
+        print!(
+            "{}",
+            bb_format::clidoc::help(&bb_store::doc::RAIDFILE_CONFIG)
+        );
+        std::process::exit(0);
+    }
     let is_root = rustix_free_is_root();
     let code = bb_raid::config::raidfile_config(
         &args,

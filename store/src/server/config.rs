@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bb_console::{Destination, Facility, parse_destinations};
+use bb_format::clidoc::Key as KeyDoc;
 use bb_raid::config::{Block, Key, parse, parse_c_int};
 use serde::Deserialize;
 use toml::Spanned;
@@ -108,8 +109,17 @@ impl Reader<'_> {
         }
     }
 
-    fn check_keys(&self, b: &Block, allowed: &[&str], blocks: &[&str]) -> Result<(), ConfigError> {
-        if let Some(k) = b.keys.iter().find(|k| !allowed.contains(&k.name.as_str())) {
+    fn check_keys(
+        &self,
+        b: &Block,
+        allowed: &[KeyDoc],
+        blocks: &[&str],
+    ) -> Result<(), ConfigError> {
+        if let Some(k) = b
+            .keys
+            .iter()
+            .find(|k| !allowed.iter().any(|a| a.name == k.name))
+        {
             return Err(self.bad(k.line, format!("unknown key '{}'", k.name)));
         }
         if let Some(x) = b.blocks.iter().find(|x| !blocks.contains(&x.name.as_str())) {
@@ -229,29 +239,35 @@ impl Reader<'_> {
     }
 }
 
-const ROOT_KEYS: &[&str] = &[
-    "RaidFileConf",
-    "AccountDatabase",
-    "ExtendedLogging",
-    "TimeBetweenHousekeeping",
+/// Top-level keys: 0.13's, then ours. The reader accepts exactly these, and
+/// bbstored.conf(5) is generated from them.
+#[rustfmt::skip]
+pub const ROOT_KEYS: &[KeyDoc] = &[
+    KeyDoc::new("RaidFileConf", "path", "The raidfile.conf that describes the disc sets (default /etc/boxbackup/raidfile.conf)."),
+    KeyDoc::new("AccountDatabase", "path", "The accounts.txt file that bbstoreaccounts maintains: account number, disc set. Required."),
+    KeyDoc::new("ExtendedLogging", "yes|no", "Log every protocol command and reply."),
+    KeyDoc::new("TimeBetweenHousekeeping", "seconds", "How often housekeeping runs over every account: old and deleted files go once an account is over its soft limit (default 900)."),
     // Ours:
-    "LogTo",
-    "SyslogFacility",
-    "IdleTimeout",
-    "OperationTimeout",
-    "ShutdownGracePeriod",
+    KeyDoc::new("LogTo", "console|syslog|journald|none,...", "Where the log goes; default: the console in the foreground, syslog when detached (ours)."),
+    KeyDoc::new("SyslogFacility", "name", "The syslog facility: daemon (default, as 0.13), user, local0..local7 (ours)."),
+    KeyDoc::new("IdleTimeout", "seconds", "Close a session whose client sends nothing for this long (ours)."),
+    KeyDoc::new("OperationTimeout", "seconds", "Give up on a read or write to a client that stalls this long (ours)."),
+    KeyDoc::new("ShutdownGracePeriod", "seconds", "On SIGTERM, how long running sessions get to finish their command (ours)."),
 ];
-const SERVER_KEYS: &[&str] = &[
-    "PidFile",
-    "User",
-    "ListenAddresses",
-    "CertificateFile",
-    "PrivateKeyFile",
-    "TrustedCAsFile",
-    "SSLSecurityLevel",
+
+/// Keys of the Server block.
+#[rustfmt::skip]
+pub const SERVER_KEYS: &[KeyDoc] = &[
+    KeyDoc::new("PidFile", "path", "Write the server's process id here."),
+    KeyDoc::new("User", "name", "Run as this user once the port is bound and the pid file written (bbstoreaccounts too), as 0.13 does; looked up in /etc/passwd."),
+    KeyDoc::new("ListenAddresses", "inet:host[:port],...", "Where to listen, e.g. inet:0.0.0.0 or inet:backup.example.com:2201. Required."),
+    KeyDoc::new("CertificateFile", "path", "The server's certificate, signed by the server CA (bbstored-certs sign-server). Required."),
+    KeyDoc::new("PrivateKeyFile", "path", "The private key of CertificateFile. Required."),
+    KeyDoc::new("TrustedCAsFile", "path", "The client CA certificate: clients must present a certificate it signed. Required."),
+    KeyDoc::new("SSLSecurityLevel", "number", "Accepted for 0.13 compatibility; the TLS settings are fixed."),
     // Ours:
-    "CRLFile",
-    "MetricsListenAddress",
+    KeyDoc::new("CRLFile", "path", "A certificate revocation list of the client CA; revoked clients are refused (ours)."),
+    KeyDoc::new("MetricsListenAddress", "ip:port", "Serve Prometheus metrics over HTTP here, e.g. 127.0.0.1:9180; none by default (ours, see docs/operations.md)."),
 ];
 
 /// The TOML form: 0.13's key names, typed. Field names are the keys themselves so

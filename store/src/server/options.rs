@@ -25,29 +25,9 @@ pub struct Options {
     pub tag: Option<String>,
 }
 
-pub const USAGE: &str = "Usage: bbstored [options] [config file]
-
-Options:
-  -c <file>  Use the specified configuration file. If -c is omitted, the last
-             argument is the configuration file, or else the default
-             [/etc/boxbackup/bbstored.conf]
-  -D         Debugging mode, do not fork, one process only
-  -F         Do not fork into background
-  -k, -K     Accepted for compatibility (console logging follows -F)
-  -o <file>  Log to a file as well
-  -O <level> Accepted for compatibility
-  -P         Accepted for compatibility
-  -q         Run more quietly, reduce verbosity level by one, can repeat
-  -Q         Run at minimum verbosity
-  -t <tag>   Tag console output with specified marker
-  -T, -U     Timestamp console output
-  -v         Run more verbosely, increase verbosity level by one, can repeat
-  -V         Run at maximum verbosity
-  -W <level> Set verbosity to error/warning/notice/info/trace/everything
-  -h         Show this help
-";
-
-/// `Err(message)` for a bad command line; `Ok(None)` for -h.
+/// `Err(message)` for a bad command line; `Ok(None)` for -h or --help. The
+/// options are documented in `crate::doc::BBSTORED` (a test keeps the two
+/// in step).
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Options>, String> {
     let mut o = Options {
         config: PathBuf::from(DEFAULT_CONFIG),
@@ -62,6 +42,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Options>,
     let mut it = args.into_iter().peekable();
     let mut positional = Vec::new();
     while let Some(a) = it.next() {
+        if a == "--help" {
+            return Ok(None);
+        }
         if !a.starts_with('-') || a == "-" {
             positional.push(a);
             continue;
