@@ -12,7 +12,7 @@
 //! it to fuser).
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -243,6 +243,7 @@ fn init_logging(verbose: u8, cfg: Option<&BackupdConfig>, detached: bool) {
     let console = r.console.then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
             .with_target(false)
             .with_filter(filter())
     });
