@@ -179,7 +179,7 @@ pub const ROOT_KEYS: &[KeyDoc] = &[
     KeyDoc::new("AutomaticBackup", "yes|no", "yes: lazy mode, runs start by themselves; no: snapshot mode, runs start with bbackupctl sync (default yes)."),
     KeyDoc::new("SyncAllowScript", "command", "Run before each run; it may print now to go ahead or a number of seconds to wait."),
     KeyDoc::new("MaximumDiffingTime", "seconds", "Give up searching for a diff against the stored version after this long and upload the whole file."),
-    KeyDoc::new("DeleteRedundantLocationsAfter", "seconds", "0.13 deletes a location from the store this long after it was removed from the file (default 172800); ours accepts the key but does not delete removed locations yet."),
+    KeyDoc::new("DeleteRedundantLocationsAfter", "seconds", "A location removed from this file is deleted from the store (as deleted files are: housekeeping removes it later) this long after a run first finds it unused (default 172800; 0: never)."),
     KeyDoc::new("FileTrackingSizeThreshold", "bytes", "Files at least this large are tracked by inode number so that renames are not uploaded again."),
     KeyDoc::new("DiffingUploadSizeThreshold", "bytes", "Files at least this large are uploaded as a diff against the stored version."),
     KeyDoc::new("ExtendedLogging", "yes|no", "Log every protocol command and reply."),
@@ -974,6 +974,7 @@ impl BackupdConfig {
             diffing_upload_size_threshold: self.diffing_upload_size_threshold,
             maximum_diffing_time: self.maximum_diffing_time,
             max_upload_rate: self.max_upload_rate,
+            delete_redundant_locations_after: self.delete_redundant_locations_after,
             ..SyncOptions::new(
                 self.locations
                     .iter()

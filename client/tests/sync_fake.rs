@@ -889,3 +889,84 @@ fn a_completed_run_is_recorded_for_compare_and_a_failed_one_is_not() {
     assert_eq!(sync::last_sync_start(&s.data), Some(NOW));
     assert_eq!(SyncState::load(&s.data).unwrap().marker(), marker);
 }
+
+/// A directory in the store root is live (not deleted) when listed without
+/// the deleted ones.
+fn root_has(s: &mut FakeStore, k: &Keys, name: &str) -> bool {
+    s.list_directory(1, flags::DIR, flags::DELETED, false)
+        .unwrap()
+        .entries
+        .iter()
+        .any(|e| e.name.decrypt(k).unwrap() == name.as_bytes())
+}
+
+#[test]
+fn a_location_taken_out_of_the_config_is_deleted_after_the_delay() {
+    let mut s = Setup::new();
+    sample_tree(&s.src);
+    let other = s._tmp.path().join("other");
+    write(&other.join("x"), b"x");
+    s.opts.locations.push(Location::new("other", &other));
+    s.run();
+    assert!(root_has(&mut s.store, &keys(), "other"));
+    let other_id = location_id(&mut s.store, &keys(), "other");
+
+    // "other" leaves the config: the first run only notes when to delete it.
+    s.opts.locations.retain(|l| l.name != "other");
+    let delay = std::time::Duration::from_secs(3600);
+    s.opts.delete_redundant_locations_after = delay;
+    let (r, _) = s.run();
+    assert_eq!(r.deleted, 0);
+    assert!(root_has(&mut s.store, &keys(), "other"));
+    // Still too early (the deadline survives the state file).
+    s.opts.now = Some(NOW + HOUR - 1);
+    s.run();
+    assert!(root_has(&mut s.store, &keys(), "other"));
+    // Due: deleted as a directory, so still there with its files for restore.
+    s.opts.now = Some(NOW + HOUR);
+    let (r, _) = s.run();
+    assert_eq!(r.deleted, 1);
+    assert!(!root_has(&mut s.store, &keys(), "other"));
+    assert!(root_has(&mut s.store, &keys(), "home"));
+    let all = s.store.list_directory(1, flags::DIR, 0, false).unwrap();
+    assert!(
+        all.entries
+            .iter()
+            .any(|e| e.object_id == other_id && e.flags & bb_format::directory::Entry::DELETED != 0)
+    );
+    s.assert_same();
+}
+
+#[test]
+fn unused_locations_stay_with_a_zero_delay_or_when_they_come_back() {
+    let mut s = Setup::new();
+    sample_tree(&s.src);
+    let other = s._tmp.path().join("other");
+    write(&other.join("x"), b"x");
+    let other_loc = Location::new("other", &other);
+    s.opts.locations.push(other_loc.clone());
+    s.run();
+    s.opts.delete_redundant_locations_after = std::time::Duration::from_secs(60);
+
+    // Out, then back before the delay: the deadline is forgotten.
+    s.opts.locations.retain(|l| l.name != "other");
+    s.run();
+    s.opts.locations.push(other_loc);
+    s.opts.now = Some(NOW + HOUR);
+    s.run();
+    s.opts.locations.retain(|l| l.name != "other");
+    s.opts.now = Some(NOW + 2 * HOUR);
+    s.run();
+    assert!(
+        root_has(&mut s.store, &keys(), "other"),
+        "a new delay starts"
+    );
+
+    // Zero: never.
+    s.opts.delete_redundant_locations_after = std::time::Duration::ZERO;
+    s.opts.now = Some(NOW + 100 * HOUR);
+    s.run();
+    s.opts.now = Some(NOW + 200 * HOUR);
+    s.run();
+    assert!(root_has(&mut s.store, &keys(), "other"));
+}

@@ -160,6 +160,11 @@ pub(super) fn run(
     let mut new_locations = BTreeMap::new();
     let walked = e.walk(&root_names, &mut new_locations);
     let walked = walked.and_then(|()| e.perform_deletions());
+    let mut unused_deadline = state.unused_roots_delete_after;
+    let walked = walked.and_then(|()| {
+        unused_deadline = e.delete_unused_roots(&root_names, unused_deadline, now)?;
+        Ok(())
+    });
 
     // Identity facts hold whether or not the run got to the end.
     state.highest_object_id = state.highest_object_id.max(e.highest_created);
@@ -170,6 +175,7 @@ pub(super) fn run(
             state.pending = e.new_pending;
             state.dirty = e.new_dirty;
             state.last_sync_time = unextended_end;
+            state.unused_roots_delete_after = unused_deadline;
             // Every file matched or sent in a complete run is current on the
             // store, and stays so until this client's next run (housekeeping
             // only removes old and deleted versions).
@@ -1221,6 +1227,69 @@ impl Engine<'_> {
     }
 
     /// The queued deletions, files first, as 0.13's `PerformDeletions`.
+    /// `DeleteRedundantLocationsAfter`, as 0.13: the directories of the store
+    /// root that no configured location names (a location taken out of
+    /// bbackupd.conf) are deleted `deadline` after a run first found some;
+    /// deleted like any directory, so they stay restorable until housekeeping
+    /// needs the space. Returns the deadline to keep (0: nothing unused).
+    fn delete_unused_roots(
+        &mut self,
+        root_names: &HashMap<Vec<u8>, i64>,
+        deadline: BoxTime,
+        now: BoxTime,
+    ) -> Result<BoxTime, SyncError> {
+        let mut unused: Vec<(Vec<u8>, i64)> = root_names
+            .iter()
+            .filter(|(n, _)| !self.locations.iter().any(|(l, _)| l == *n))
+            .map(|(n, id)| (n.clone(), *id))
+            .collect();
+        if unused.is_empty() {
+            debug!("Not deleting unused entries - none in list");
+            return Ok(0);
+        }
+        unused.sort_unstable();
+        for (n, _) in &unused {
+            debug!("Unused location in root: {}", String::from_utf8_lossy(n));
+        }
+        let delay = self.opts.delete_redundant_locations_after;
+        if delay.is_zero() {
+            info!(
+                "{} redundant locations in root directory found, but will not delete because DeleteRedundantLocationsAfter = 0",
+                unused.len()
+            );
+            return Ok(0);
+        }
+        if deadline == 0 {
+            info!(
+                "{} redundant locations in root directory found, will delete from store after {} seconds.",
+                unused.len(),
+                delay.as_secs()
+            );
+            return Ok(now.saturating_add(micros(delay)));
+        }
+        if now < deadline {
+            debug!(
+                "Not deleting unused entries - too early ({} seconds left)",
+                (deadline - now) / 1_000_000
+            );
+            return Ok(deadline);
+        }
+        info!("Deleting unused locations from store root...");
+        for (name, id) in unused {
+            self.check_stop()?;
+            self.keep_alive()?;
+            let shown = String::from_utf8_lossy(&name).into_owned();
+            match self.store.delete_directory(id) {
+                Ok(()) => {
+                    self.report.deleted += 1;
+                    info!("Deleted unused location {shown} ({id:#x}) from the store root");
+                }
+                Err(e) => self.store_error(Path::new(&shown), e)?,
+            }
+        }
+        Ok(0)
+    }
+
     fn perform_deletions(&mut self) -> Result<(), SyncError> {
         self.check_stop()?;
         let list = std::mem::take(&mut self.deletes);

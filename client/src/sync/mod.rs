@@ -147,6 +147,10 @@ pub struct SyncOptions {
     pub maximum_diffing_time: Option<Duration>,
     /// `MaxUploadRate` in bytes per second.
     pub max_upload_rate: Option<u64>,
+    /// `DeleteRedundantLocationsAfter`: a directory in the store root that no
+    /// configured location names is deleted this long after a run first found
+    /// it; zero: never.
+    pub delete_redundant_locations_after: Duration,
     /// The time of the run (box_time); `None`: the clock. For tests.
     pub now: Option<BoxTime>,
 }
@@ -166,6 +170,7 @@ impl SyncOptions {
             diffing_upload_size_threshold: 8192,
             maximum_diffing_time: Some(Duration::from_secs(120)),
             max_upload_rate: None,
+            delete_redundant_locations_after: Duration::from_secs(172_800),
             now: None,
         }
     }

@@ -27,7 +27,9 @@ pub const STATE_FILE: &str = "bb-sync-state";
 
 const MAGIC: i32 = 0x6262_5353; // "bbSS"
 const NAME: &[u8] = b"bb-client sync state";
-const VERSION: i32 = 1;
+const VERSION: i32 = 2;
+/// Version 1 had no `unused_roots_delete_after`; it is read as 0.
+const VERSION_1: i32 = 1;
 
 /// inode -> (object ID, containing directory ID), per location name.
 pub(crate) type InodeMap = HashMap<u64, (i64, i64)>;
@@ -55,6 +57,9 @@ pub struct SyncState {
     /// (directory ID, clear leaf name) of files to upload next run whatever
     /// their mtime says (they changed while being read).
     pub(crate) dirty: HashSet<(i64, Vec<u8>)>,
+    /// When the store-root directories no location names are to be deleted
+    /// (box_time; 0: none found yet). `DeleteRedundantLocationsAfter`.
+    pub(crate) unused_roots_delete_after: BoxTime,
 }
 
 fn bad(path: &Path, detail: impl std::fmt::Display) -> SyncError {
@@ -182,6 +187,7 @@ impl SyncState {
         for (dir, name) in dirty {
             w.int64(*dir).string(name)?;
         }
+        w.int64(self.unused_roots_delete_after);
         Ok(w.into_inner())
     }
 
@@ -192,8 +198,10 @@ impl SyncState {
             return Err("not a bb-client sync state file".into());
         }
         let version = r.int().map_err(e)?;
-        if version != VERSION {
-            return Err(format!("version {version}; this client reads {VERSION}"));
+        if version != VERSION && version != VERSION_1 {
+            return Err(format!(
+                "version {version}; this client reads {VERSION_1} and {VERSION}"
+            ));
         }
         let mut s = SyncState {
             marker: r.int64().map_err(e)?,
@@ -237,6 +245,9 @@ impl SyncState {
             let dir = r.int64().map_err(e)?;
             s.dirty.insert((dir, r.string().map_err(e)?.to_vec()));
         }
+        if version != VERSION_1 {
+            s.unused_roots_delete_after = r.int64().map_err(e)?;
+        }
         r.finish().map_err(e)?;
         Ok(s)
     }
@@ -261,6 +272,7 @@ mod tests {
             .insert(12345, (70, 3));
         s.pending.insert((3, b"new".to_vec()), 99);
         s.dirty.insert((3, b"changing".to_vec()));
+        s.unused_roots_delete_after = 1_700_000_000_000_000;
         s
     }
 
@@ -276,6 +288,18 @@ mod tests {
         s.path = back.path.clone();
         assert_eq!(back, s);
         assert!(!d.path().join(format!("{STATE_FILE}.tmp")).exists());
+    }
+
+    #[test]
+    fn version_1_files_still_read() {
+        let mut s = sample();
+        let mut bytes = s.encode().unwrap();
+        // Version 1: the same without the trailing deadline.
+        let at = 4 + 4 + NAME.len();
+        bytes[at..at + 4].copy_from_slice(&VERSION_1.to_be_bytes());
+        bytes.truncate(bytes.len() - 8);
+        s.unused_roots_delete_after = 0;
+        assert_eq!(SyncState::decode(&bytes).unwrap(), s);
     }
 
     #[test]
