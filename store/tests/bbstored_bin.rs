@@ -215,3 +215,64 @@ fn notifies_systemd_when_listening() {
     assert_eq!(&buf[..n], b"READY=1");
     assert!(connected, "READY=1 came before the port listened");
 }
+
+/// `-o FILE` (0.13's): the log goes to the file too, appended to, at `-O`'s
+/// level; the console keeps its own.
+#[test]
+fn log_file_option_writes_the_log_there() {
+    let s = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("bbstored.log");
+    std::fs::write(&log, "an earlier line\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bbstored"))
+        .args(["-F", "-q", "-o"])
+        .arg(&log)
+        .args(["-O", "notice", "-c"])
+        .arg(&s.conf)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while TcpStream::connect(("127.0.0.1", s.port)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "bbstored did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(&child, rustix::process::Signal::TERM);
+    let out = child.wait_with_output().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.starts_with("an earlier line\n"), "{text}");
+    assert!(text.contains("starting bbstored"), "{text}");
+    assert!(text.contains("terminated"), "{text}");
+    assert!(!text.contains('\x1b'), "{text}");
+    // -q leaves notices off the console, not out of the file.
+    let console = String::from_utf8_lossy(&out.stderr);
+    assert!(!console.contains("starting bbstored"), "{console}");
+
+    // A file that cannot be opened is a warning, not a failed start.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bbstored"))
+        .args(["-F", "-o", "/nonexistent/dir/log", "-c"])
+        .arg(&s.conf)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while TcpStream::connect(("127.0.0.1", s.port)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "bbstored did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(&child, rustix::process::Signal::TERM);
+    let out = child.wait_with_output().unwrap();
+    let console = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        console.contains("cannot log to /nonexistent/dir/log"),
+        "{console}"
+    );
+}

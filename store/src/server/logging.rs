@@ -42,11 +42,37 @@ pub fn init(opts: &Options, system: &SystemLogSetup, detached: bool) {
         }
     });
     let sys = r.system.map(|s| s.with_filter(filter(opts)));
+    // -o: appended to, with times, at -O's level (a file that cannot be
+    // opened is said once on the other destinations, not a failed start).
+    let mut file_error = None;
+    let file = opts.log_file.as_ref().and_then(|path| {
+        match std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+        {
+            Ok(f) => Some(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::sync::Mutex::new(f))
+                    .with_ansi(false)
+                    .with_target(false)
+                    .with_filter(EnvFilter::new(opts.file_filter())),
+            ),
+            Err(e) => {
+                file_error = Some(format!("cannot log to {}: {e}", path.display()));
+                None
+            }
+        }
+    });
     let _ = tracing_subscriber::registry()
         .with(console)
         .with(sys)
+        .with(file)
         .try_init();
     if let Some(w) = r.warning {
+        tracing::warn!("{w}");
+    }
+    if let Some(w) = file_error {
         tracing::warn!("{w}");
     }
 }

@@ -19,6 +19,8 @@ pub struct Options {
     pub verbosity: i32,
     /// -o <file>: also log to this file.
     pub log_file: Option<PathBuf>,
+    /// -O: the verbosity of the -o file (0..=5, default 5: everything).
+    pub log_file_verbosity: i32,
     /// -T / -U: timestamps on console lines.
     pub timestamps: bool,
     /// -t <tag>
@@ -35,6 +37,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Options>,
         debug: false,
         verbosity: 2,
         log_file: None,
+        log_file_verbosity: 5,
         timestamps: false,
         tag: None,
     };
@@ -69,25 +72,15 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Options>,
                 'F' => o.foreground = true,
                 'k' | 'K' | 'P' | 'N' => {}
                 'o' => o.log_file = Some(PathBuf::from(value()?)),
-                'O' | 'L' => {
+                'O' => o.log_file_verbosity = verbosity_named(&value()?)?,
+                'L' => {
                     value()?;
                 }
                 'q' => o.verbosity -= 1,
                 'Q' => o.verbosity = 0,
                 'v' => o.verbosity += 1,
                 'V' => o.verbosity = 5,
-                'W' => {
-                    let v = value()?;
-                    o.verbosity = match v.as_str() {
-                        "error" => 0,
-                        "warning" => 1,
-                        "notice" => 2,
-                        "info" => 3,
-                        "trace" => 4,
-                        "everything" => 5,
-                        _ => return Err(format!("unknown verbosity level '{v}'")),
-                    };
-                }
+                'W' => o.verbosity = verbosity_named(&value()?)?,
                 't' => o.tag = Some(value()?),
                 'T' | 'U' => o.timestamps = true,
                 'h' => return Ok(None),
@@ -105,7 +98,36 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Option<Options>,
     Ok(Some(o))
 }
 
+/// 0.13's level names (`-W`, `-O`) as verbosity 0..=5.
+fn verbosity_named(v: &str) -> Result<i32, String> {
+    Ok(match v {
+        "error" => 0,
+        "warning" => 1,
+        "notice" => 2,
+        "info" => 3,
+        "trace" => 4,
+        "everything" => 5,
+        _ => return Err(format!("unknown verbosity level '{v}'")),
+    })
+}
+
+/// The tracing filter for a verbosity (0.13's notice is our info).
+fn filter_for(verbosity: i32) -> &'static str {
+    match verbosity {
+        0 => "error",
+        1 => "warn",
+        2 | 3 => "info",
+        4 => "debug",
+        _ => "trace",
+    }
+}
+
 impl Options {
+    /// The filter of the `-o` log file (`-O`; everything by default, as 0.13).
+    pub fn file_filter(&self) -> &'static str {
+        filter_for(self.log_file_verbosity)
+    }
+
     /// The tracing filter for this verbosity (0.13's notice is our info).
     pub fn filter(&self) -> &'static str {
         match self.verbosity {
