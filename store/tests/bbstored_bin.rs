@@ -224,7 +224,7 @@ fn log_file_option_writes_the_log_there() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("bbstored.log");
     std::fs::write(&log, "an earlier line\n").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bbstored"))
+    let child = Command::new(env!("CARGO_BIN_EXE_bbstored"))
         .args(["-F", "-q", "-o"])
         .arg(&log)
         .args(["-O", "notice", "-c"])
@@ -253,7 +253,7 @@ fn log_file_option_writes_the_log_there() {
     assert!(!console.contains("starting bbstored"), "{console}");
 
     // A file that cannot be opened is a warning, not a failed start.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bbstored"))
+    let child = Command::new(env!("CARGO_BIN_EXE_bbstored"))
         .args(["-F", "-o", "/nonexistent/dir/log", "-c"])
         .arg(&s.conf)
         .stdin(Stdio::null())
