@@ -95,17 +95,23 @@ fn daemon_with_bbackupctl_notify_script_hup_and_term() {
     )
     .unwrap();
 
+    // As a Type=notify unit runs it: READY=1 once the CommandSocket listens.
+    let notify_path = tmp.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let mut cmd = Command::new(bin("bbackupd"));
-    cmd.args(["-F", "-V"]).arg(&c.conf);
+    cmd.args(["-F", "-V"])
+        .arg(&c.conf)
+        .env("NOTIFY_SOCKET", &notify_path);
     let mut d = Daemon::spawn(cmd, "bbackupd (ours)", &tmp.path().join("bbackupd.log"));
     let pid = c.dir.join("bbackupd.pid");
     let sock = c.dir.join("bbackupd.sock");
-    let t = Instant::now();
-    while !(pid.exists() && sock.exists()) {
-        assert!(d.is_running(), "{}", d.log_text());
-        assert!(t.elapsed() < Duration::from_secs(30));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut buf = [0u8; 64];
+    let n = notify.recv(&mut buf).expect("READY=1 within 30 s");
+    assert_eq!(&buf[..n], b"READY=1");
+    assert!(pid.exists() && sock.exists(), "ready before it listened");
     let out = ctl(&c.conf, "sync-and-wait");
     assert!(out.status.success(), "{out:?}\n{}", d.log_text());
     let out = Command::new(bin("bbackupctl"))
@@ -131,9 +137,11 @@ fn daemon_with_bbackupctl_notify_script_hup_and_term() {
     }
     assert!(ctl(&c.conf, "sync-and-wait").status.success());
 
-    // SIGTERM: stops, PidFile and socket gone.
+    // SIGTERM: stops (telling systemd), PidFile and socket gone.
     let st = d.stop(Duration::from_secs(30)).expect("stopped by TERM");
     assert!(st.success(), "{st:?}\n{}", d.log_text());
+    let n = notify.recv(&mut buf).expect("STOPPING=1");
+    assert_eq!(&buf[..n], b"STOPPING=1");
     assert!(!pid.exists());
     assert!(!sock.exists());
     assert!(!ctl(&c.conf, "status").status.success());

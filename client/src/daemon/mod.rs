@@ -617,7 +617,11 @@ pub fn serve<R: Runner>(runner: R) -> std::io::Result<()> {
             }
         }
     });
+    // A Type=notify unit (contrib/systemd/bbackupd.service) waits for this:
+    // the PidFile, the CommandSocket and the metrics port are all up.
+    bb_console::systemd::notify("READY=1");
     d.run();
+    bb_console::systemd::notify("STOPPING=1");
     handle.close();
     let _ = signal_thread.join();
     if let Some(t) = metrics {

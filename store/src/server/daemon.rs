@@ -516,7 +516,8 @@ pub fn main(opts: &super::options::Options) -> Result<(), ServerError> {
     let mut signals = signal_hook::iterator::Signals::new([SIGHUP, SIGTERM, SIGINT])?;
     let handle = signals.handle();
     // Listening, pid file written, signals caught: a service manager may go on.
-    notify_ready();
+    // A Type=notify unit (contrib/systemd/bbstored.service) waits for this.
+    bb_console::systemd::notify("READY=1");
     let s2 = server.clone();
     let signal_thread = std::thread::spawn(move || {
         for sig in signals.forever() {
@@ -528,6 +529,7 @@ pub fn main(opts: &super::options::Options) -> Result<(), ServerError> {
                 }
                 _ => {
                     info!("terminating: no new connections; running sessions finish their command");
+                    bb_console::systemd::notify("STOPPING=1");
                     s2.shutdown.trigger();
                     break;
                 }
@@ -549,38 +551,6 @@ pub fn main(opts: &super::options::Options) -> Result<(), ServerError> {
     }
     info!("terminated");
     r.map_err(ServerError::Io)
-}
-
-/// Tells systemd (a `Type=notify` unit, contrib/systemd/bbstored.service) that
-/// the server is up: `READY=1` in a datagram to `$NOTIFY_SOCKET`, a path or an
-/// abstract name (`@...`). Without the variable there is no one to tell; a
-/// failure is logged and otherwise ignored (systemd's start timeout reports it).
-fn notify_ready() {
-    use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::net::UnixDatagram;
-    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let send = || -> std::io::Result<()> {
-        let sock = UnixDatagram::unbound()?;
-        match target.as_bytes().strip_prefix(b"@") {
-            Some(name) => {
-                use std::os::linux::net::SocketAddrExt;
-                let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
-                sock.send_to_addr(b"READY=1", &addr)?;
-            }
-            None => {
-                sock.send_to(b"READY=1", std::path::Path::new(&target))?;
-            }
-        }
-        Ok(())
-    };
-    if let Err(e) = send() {
-        warn!(
-            "could not tell systemd we are ready ({}): {e}",
-            target.to_string_lossy()
-        );
-    }
 }
 
 /// 0.13 forks into the background unless -F/-D. Forking a process that may
