@@ -132,18 +132,41 @@ fn bbstored_logs_to_syslog_and_journald_and_survives_a_missing_socket() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Its stderr, read as it comes: the "listening on" line is written once
+    // the signal handlers are in place (the port is bound a moment before).
+    let stderr = child.stderr.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let s2 = seen.clone();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let mut s = s2.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
     let t = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", store.port)).is_err() {
+    while !seen.lock().unwrap().contains("listening on") {
         assert!(
             t.elapsed() < Duration::from_secs(20),
-            "bbstored did not start"
+            "bbstored did not start: {}",
+            seen.lock().unwrap()
         );
         assert!(child.try_wait().unwrap().is_none(), "bbstored died");
         std::thread::sleep(Duration::from_millis(20));
     }
-    child.kill().unwrap();
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    // SIGTERM: a clean stop, after which everything it logged is there.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    assert!(child.wait().unwrap().success());
+    reader.join().unwrap();
+    let err = seen.lock().unwrap().clone();
     assert_eq!(err.matches("cannot log to journald").count(), 1, "{err}");
     assert!(err.contains("listening on"), "{err}");
 }
