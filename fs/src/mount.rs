@@ -291,15 +291,15 @@ pub fn main() -> ExitCode {
     if !a.foreground {
         return background(&args, &a.mountpoint);
     }
-    // The config is read again by `run`; here only for the log keys (a bad
-    // config is `run`'s error to report).
-    let cfg = BackupdConfig::load(&a.config).ok();
+    // Read once: its log keys first, then the mount. A bad config is logged
+    // to the console (the only destination then known).
+    let cfg = BackupdConfig::load(&a.config).map_err(|e| e.to_string());
     init_logging(
         a.verbose,
-        cfg.as_ref(),
+        cfg.as_ref().ok(),
         std::env::var_os(DETACHED_ENV).is_some(),
     );
-    match run(&a) {
+    match cfg.and_then(|cfg| run(&a, cfg)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bbackupfs: {e}");
@@ -309,8 +309,7 @@ pub fn main() -> ExitCode {
 }
 
 /// Mounts and serves until unmounted.
-pub fn run(a: &Args) -> Result<(), String> {
-    let cfg = BackupdConfig::load(&a.config).map_err(|e| e.to_string())?;
+pub fn run(a: &Args, cfg: BackupdConfig) -> Result<(), String> {
     let keys = cfg.keys().map_err(|e| e.to_string())?;
     let mut remote = cfg.remote_config(true).map_err(|e| e.to_string())?;
     remote.timeouts = bb_remote::Timeouts::all(a.timeout);
