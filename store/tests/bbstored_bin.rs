@@ -240,43 +240,43 @@ fn log_file_option_writes_the_log_there() {
     ready
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
+    // bbstored -F with `args` then `-c CONF`, up until READY=1, then TERM:
+    // its stderr.
+    let run = |args: &[&std::ffi::OsStr]| -> String {
+        let child = Command::new(env!("CARGO_BIN_EXE_bbstored"))
+            .arg("-F")
+            .args(args)
+            .arg("-c")
+            .arg(&s.conf)
+            .env("NOTIFY_SOCKET", &notify)
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_ready(&ready);
+        signal(&child, rustix::process::Signal::TERM);
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
     let log = dir.path().join("bbstored.log");
     std::fs::write(&log, "an earlier line\n").unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_bbstored"))
-        .args(["-F", "-q", "-o"])
-        .arg(&log)
-        .args(["-O", "notice", "-c"])
-        .arg(&s.conf)
-        .env("NOTIFY_SOCKET", &notify)
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_ready(&ready);
-    signal(&child, rustix::process::Signal::TERM);
-    let out = child.wait_with_output().unwrap();
+    let console = run(&[
+        "-q".as_ref(),
+        "-o".as_ref(),
+        log.as_os_str(),
+        "-O".as_ref(),
+        "notice".as_ref(),
+    ]);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.starts_with("an earlier line\n"), "{text}");
     assert!(text.contains("starting bbstored"), "{text}");
     assert!(text.contains("terminated"), "{text}");
     assert!(!text.contains('\x1b'), "{text}");
     // -q leaves notices off the console, not out of the file.
-    let console = String::from_utf8_lossy(&out.stderr);
     assert!(!console.contains("starting bbstored"), "{console}");
 
     // A file that cannot be opened is a warning, not a failed start.
-    let child = Command::new(env!("CARGO_BIN_EXE_bbstored"))
-        .args(["-F", "-o", "/nonexistent/dir/log", "-c"])
-        .arg(&s.conf)
-        .env("NOTIFY_SOCKET", &notify)
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_ready(&ready);
-    signal(&child, rustix::process::Signal::TERM);
-    let out = child.wait_with_output().unwrap();
-    let console = String::from_utf8_lossy(&out.stderr);
+    let console = run(&["-o".as_ref(), "/nonexistent/dir/log".as_ref()]);
     assert!(
         console.contains("cannot log to /nonexistent/dir/log"),
         "{console}"
