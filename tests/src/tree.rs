@@ -373,3 +373,23 @@ pub fn compare_trees(a: &Path, b: &Path) -> Vec<String> {
     }
     diffs
 }
+
+/// `dir/source` with files `f0`, `f1`, ... of `sizes` bytes of xorshift noise
+/// (incompressible, the same bytes every time): uploads of a known size.
+pub fn incompressible_files(dir: &Path, sizes: &[usize]) -> PathBuf {
+    let s = dir.join("source");
+    fs::create_dir_all(&s).unwrap();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for (i, n) in sizes.iter().enumerate() {
+        let data: Vec<u8> = (0..*n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        fs::write(s.join(format!("f{i}")), data).unwrap();
+    }
+    s
+}

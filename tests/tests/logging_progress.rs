@@ -173,21 +173,7 @@ fn bbstored_logs_to_syslog_and_journald_and_survives_a_missing_socket() {
 
 /// Incompressible files: with MaxUploadRate the run takes about a second.
 fn source(dir: &Path) -> PathBuf {
-    let s = dir.join("source");
-    std::fs::create_dir_all(&s).unwrap();
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    for i in 0..8 {
-        let data: Vec<u8> = (0..150_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
-        std::fs::write(s.join(format!("f{i}")), data).unwrap();
-    }
-    s
+    bb_tests::tree::incompressible_files(dir, &[150_000; 8])
 }
 
 /// `cmd` under a pseudo-terminal; what the terminal showed.

@@ -18,20 +18,7 @@ use bb_tests::ours::{OurServer, StoreDir, bin};
 
 /// Incompressible files (so that what goes over the wire is at least their size).
 fn source(dir: &Path, sizes: &[usize]) -> (PathBuf, u64) {
-    let s = dir.join("source");
-    std::fs::create_dir_all(&s).unwrap();
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    for (i, n) in sizes.iter().enumerate() {
-        let data: Vec<u8> = (0..*n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
-        std::fs::write(s.join(format!("f{i}")), data).unwrap();
-    }
+    let s = bb_tests::tree::incompressible_files(dir, sizes);
     (s, sizes.iter().sum::<usize>() as u64)
 }
 
