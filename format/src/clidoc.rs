@@ -630,6 +630,21 @@ fn command_names(p: &Page) -> String {
         .join(" ")
 }
 
+/// The bash completion of a value of kind `v` (an option's argument or an
+/// operand) of page `p`.
+fn bash_action(v: Value, p: &Page) -> String {
+    match v {
+        Value::File => "COMPREPLY=($(compgen -f -- \"$cur\"))".to_string(),
+        Value::Dir => "COMPREPLY=($(compgen -d -- \"$cur\"))".to_string(),
+        Value::Choice(c) => format!("COMPREPLY=($(compgen -W '{}' -- \"$cur\"))", c.join(" ")),
+        Value::Command => format!(
+            "COMPREPLY=($(compgen -W '{}' -- \"$cur\"))",
+            command_names(p)
+        ),
+        Value::Text => "COMPREPLY=()".to_string(),
+    }
+}
+
 /// bash: option words, option arguments (files, directories, choices), and
 /// the commands where the operands say a command stands.
 pub fn bash(p: &Page) -> String {
@@ -648,18 +663,7 @@ pub fn bash(p: &Page) -> String {
     let mut arms = Vec::new();
     for o in p.options {
         if let Some((_, v)) = o.arg {
-            let action = match v {
-                Value::File => "COMPREPLY=($(compgen -f -- \"$cur\"))".to_string(),
-                Value::Dir => "COMPREPLY=($(compgen -d -- \"$cur\"))".to_string(),
-                Value::Choice(c) => {
-                    format!("COMPREPLY=($(compgen -W '{}' -- \"$cur\"))", c.join(" "))
-                }
-                Value::Command => format!(
-                    "COMPREPLY=($(compgen -W '{}' -- \"$cur\"))",
-                    command_names(p)
-                ),
-                Value::Text => "COMPREPLY=()".to_string(),
-            };
+            let action = bash_action(v, p);
             arms.push((o.words().join("|"), action));
         }
     }
@@ -705,18 +709,7 @@ pub fn bash(p: &Page) -> String {
             } else {
                 i.to_string()
             };
-            let action = match o.value {
-                Value::File => "COMPREPLY=($(compgen -f -- \"$cur\"))".to_string(),
-                Value::Dir => "COMPREPLY=($(compgen -d -- \"$cur\"))".to_string(),
-                Value::Choice(c) => {
-                    format!("COMPREPLY=($(compgen -W '{}' -- \"$cur\"))", c.join(" "))
-                }
-                Value::Command => format!(
-                    "COMPREPLY=($(compgen -W '{}' -- \"$cur\"))",
-                    command_names(p)
-                ),
-                Value::Text => "COMPREPLY=()".to_string(),
-            };
+            let action = bash_action(o.value, p);
             let _ = writeln!(out, "        {pat}) {action} ;;");
             if repeat {
                 break;
